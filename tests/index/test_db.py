@@ -1,0 +1,107 @@
+"""The index: migrations match the models, segments/gaps/holds round-trip, delete ordering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from vigil.index.db import Database, schema_is_current
+from vigil.index.models import Base
+from vigil.index.repository import Index
+from vigil.record.types import GapInfo, SegmentInfo
+
+
+def _info(root: Path, cam: str, start: int, dur: int = 60_000_000, name: str = "") -> SegmentInfo:
+    p = root / cam / (name or f"{start}.mp4")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return SegmentInfo(
+        camera=cam, path=p, start_us=start, end_us=start + dur, duration_us=dur, bytes=1000,
+        packets=10, video_codec="h264", width=640, height=360, audio_codec=None, sha256="0" * 64,
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Index:
+    db = Database(f"sqlite:///{tmp_path / 'vigil.db'}")
+    return Index(db, tmp_path)
+
+
+def test_migrations_match_models(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    assert schema_is_current(db.engine)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Database(url).close()
+    db = Database(url)
+    assert schema_is_current(db.engine)
+
+
+def test_wal_mode(index: Index) -> None:
+    with index.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_segments_query_by_range(index: Index, tmp_path: Path) -> None:
+    for i in range(5):
+        index.segment_closed(_info(tmp_path, "cam1", i * 60_000_000))
+    index.segment_closed(_info(tmp_path, "cam2", 0))
+    assert len(index.segments("cam1")) == 5
+    got = index.segments("cam1", 90_000_000, 150_000_000)
+    assert [s.start_us for _, s in got] == [60_000_000, 120_000_000]
+    assert index.usage() == {"cam1": (5, 5000), "cam2": (1, 1000)}
+
+
+def test_segment_closed_is_idempotent(index: Index, tmp_path: Path) -> None:
+    info = _info(tmp_path, "cam1", 0)
+    index.segment_closed(info)
+    index.segment_closed(info)
+    assert len(index.segments("cam1")) == 1
+
+
+def test_paths_outside_root_refused(index: Index, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        index.abspath("../etc/passwd")
+    with pytest.raises(ValueError):
+        index.relpath(Path("/etc/passwd"))
+
+
+def test_gaps_recorded(index: Index) -> None:
+    index.gap(GapInfo("cam1", 10, 20, "offline", "connection refused"))
+    index.gap(GapInfo("cam1", 30, 30, "offline"))  # empty: ignored
+    gaps = index.gaps("cam1")
+    assert [(g.start_us, g.end_us, g.reason) for _, g in gaps] == [(10, 20, "offline")]
+
+
+def test_holds_protect_from_deletion(index: Index, tmp_path: Path) -> None:
+    for i in range(4):
+        index.segment_closed(_info(tmp_path, "cam1", i * 60_000_000))
+    index.add_hold("cam1", 70_000_000, 80_000_000, "export", "case-1")
+    cands = index.deletion_candidates("cam1")
+    assert [s.start_us for s in cands] == [0, 120_000_000, 180_000_000]
+
+
+def test_delete_ordering_leaves_garbage_and_gap(index: Index, tmp_path: Path) -> None:
+    index.segment_closed(_info(tmp_path, "cam1", 0))
+    seg = index.segments("cam1")[0][1]
+    pending = index.begin_delete([seg.id], "max_age")
+    assert index.segments("cam1") == []
+    assert index.garbage() == pending
+    assert [g.reason for _, g in index.gaps("cam1")] == ["retention"]
+    index.finish_delete([gid for gid, _ in pending])
+    assert index.garbage() == []
+
+
+def test_status_roundtrip(index: Index) -> None:
+    index.write_status("cam1", state="online", recording="recording", fps=15.0, bitrate=4e6)
+    index.write_status("cam1", state="offline", recording="idle", detail="connection refused")
+    (row,) = index.statuses()
+    assert (row.camera, row.state, row.detail) == ("cam1", "offline", "connection refused")
