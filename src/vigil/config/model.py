@@ -104,7 +104,7 @@ class StreamSource(StrictModel):
     def _check_url(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        if not _URL_CHARS_RE.match(v):
+        if not _URL_CHARS_RE.fullmatch(v):
             raise ValueError(
                 "contains characters not allowed in a URL (spaces, quotes, backticks, "
                 "pipes, angle brackets or control characters)"
