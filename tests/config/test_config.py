@@ -152,9 +152,16 @@ def test_inline_password_not_in_repr_or_errors(tmp_path: Path) -> None:
     probs = _problems(tmp_path, text)
     assert probs and all("hunter2" not in p for p in probs)
     ok = parse_config(
-        {"storage": {"path": "/x"}, "cameras": [
-            {"name": "c", "main": {"url": "rtsp://h/1"},
-             "credentials": {"username": "u", "password": "hunter2"}}]}
+        {
+            "storage": {"path": "/x"},
+            "cameras": [
+                {
+                    "name": "c",
+                    "main": {"url": "rtsp://h/1"},
+                    "credentials": {"username": "u", "password": "hunter2"},
+                }
+            ],
+        }
     )
     assert "hunter2" not in repr(ok) and "hunter2" not in ok.model_dump_json()
 
@@ -173,3 +180,10 @@ def test_units() -> None:
 def test_human_units_in_yaml(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, BASE + "retention:\n  max_age: 3d\n  max_bytes: 1GiB\n"))
     assert cfg.retention.max_age == 3 * 86400 and cfg.retention.max_bytes == 1024**3
+
+
+def test_configuration_doc_is_current() -> None:
+    from vigil.config.docs import render
+
+    committed = (REPO / "docs" / "configuration.md").read_text()
+    assert committed == render(), "run `vigil config docs -o docs/configuration.md`"

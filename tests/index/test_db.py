@@ -19,8 +19,18 @@ def _info(root: Path, cam: str, start: int, dur: int = 60_000_000, name: str = "
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(b"x")
     return SegmentInfo(
-        camera=cam, path=p, start_us=start, end_us=start + dur, duration_us=dur, bytes=1000,
-        packets=10, video_codec="h264", width=640, height=360, audio_codec=None, sha256="0" * 64,
+        camera=cam,
+        path=p,
+        start_us=start,
+        end_us=start + dur,
+        duration_us=dur,
+        bytes=1000,
+        packets=10,
+        video_codec="h264",
+        width=640,
+        height=360,
+        audio_codec=None,
+        sha256="0" * 64,
     )
 
 

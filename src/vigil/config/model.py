@@ -52,7 +52,7 @@ class Credentials(StrictModel):
     """Camera login. The password may be inline or, better, read from an environment
     variable so the YAML file can be shared without the secret."""
 
-    username: str = Field(min_length=1, max_length=128)
+    username: str = Field(min_length=1, max_length=128, description="Camera user name.")
     password: SecretStr | None = Field(default=None, description="Inline password.")
     password_env: str | None = Field(
         default=None, description="Name of an environment variable holding the password."
@@ -151,29 +151,33 @@ class RetentionPolicy(StrictModel):
     )
 
     _parse_age = field_validator("max_age", mode="before")(classmethod(lambda c, v: _duration(v)))
-    _parse_bytes = field_validator("max_bytes", mode="before")(
-        classmethod(lambda c, v: _bytes(v))
-    )
+    _parse_bytes = field_validator("max_bytes", mode="before")(classmethod(lambda c, v: _bytes(v)))
 
 
 class CameraRecording(StrictModel):
+    """Continuous recording of the camera's main stream."""
+
     enabled: bool = Field(default=True, description="Record the main stream continuously.")
     audio: bool = Field(default=True, description="Keep the audio track when there is one.")
 
 
 class CameraConfig(StrictModel):
+    """One camera: a main stream that is recorded and an optional substream."""
+
     name: str = Field(
         description="Identifier used in paths, topics and URLs: lower-case letters, digits, "
         "'-' and '_', at most 63 characters."
     )
     title: str | None = Field(default=None, max_length=200, description="Display name.")
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="A disabled camera is not connected.")
     main: StreamSource = Field(description="The full-resolution stream that is recorded.")
     sub: StreamSource | None = Field(
         default=None, description="Low-resolution stream for analytics and grid view."
     )
-    credentials: Credentials | None = None
-    recording: CameraRecording = CameraRecording()
+    credentials: Credentials | None = Field(
+        default=None, description="Login for both streams (kept out of logs)."
+    )
+    recording: CameraRecording = Field(default=CameraRecording(), description="Recording.")
     retention: RetentionPolicy | None = Field(
         default=None, description="Overrides the global retention policy for this camera."
     )
@@ -190,6 +194,8 @@ class CameraConfig(StrictModel):
 
 
 class StorageConfig(StrictModel):
+    """Local storage for segment files."""
+
     path: Path = Field(description="Directory for segment files. Created if missing.")
     min_free_bytes: ByteSize = Field(
         default=1024**3,
@@ -209,6 +215,8 @@ class StorageConfig(StrictModel):
 
 
 class DatabaseConfig(StrictModel):
+    """The index database (segments, gaps, holds, health)."""
+
     url: str | None = Field(
         default=None,
         description="SQLAlchemy URL. Default: SQLite file 'vigil.db' in the storage "
@@ -217,6 +225,8 @@ class DatabaseConfig(StrictModel):
 
 
 class RecordingConfig(StrictModel):
+    """How footage is cut into files."""
+
     segment_seconds: float = Field(
         default=60.0, ge=2, le=3600, description="Target segment length; cut at a keyframe."
     )
@@ -229,6 +239,8 @@ class RecordingConfig(StrictModel):
 
 
 class IngestConfig(StrictModel):
+    """Connection behaviour for every camera."""
+
     stall_timeout: float = Field(
         default=10.0, gt=0, description="Seconds without a packet before a stream is stalled."
     )
@@ -238,7 +250,11 @@ class IngestConfig(StrictModel):
 
 
 class LoggingConfig(StrictModel):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Logs go to standard error; credentials are redacted from every record."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level written."
+    )
     format: Literal["json", "console"] = Field(
         default="console", description="'json' for one JSON object per line."
     )
@@ -247,13 +263,18 @@ class LoggingConfig(StrictModel):
 class VigilConfig(StrictModel):
     """Root of the configuration file."""
 
-    storage: StorageConfig
-    database: DatabaseConfig = DatabaseConfig()
-    recording: RecordingConfig = RecordingConfig()
-    retention: RetentionPolicy = RetentionPolicy(max_age=7 * 86400)
-    ingest: IngestConfig = IngestConfig()
-    logging: LoggingConfig = LoggingConfig()
-    cameras: list[CameraConfig] = Field(default_factory=list)
+    storage: StorageConfig = Field(description="Where footage and the embedded index live.")
+    database: DatabaseConfig = Field(default=DatabaseConfig(), description="The index.")
+    recording: RecordingConfig = Field(
+        default=RecordingConfig(), description="Segment and fragment lengths."
+    )
+    retention: RetentionPolicy = Field(
+        default=RetentionPolicy(max_age=7 * 86400),
+        description="Default retention for every camera (7 days unless set).",
+    )
+    ingest: IngestConfig = Field(default=IngestConfig(), description="Camera connections.")
+    logging: LoggingConfig = Field(default=LoggingConfig(), description="Log output.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> VigilConfig:

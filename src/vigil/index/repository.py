@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from vigil.index.db import Database
-from vigil.index.models import Camera, CameraStatus, Garbage, Gap, Hold, Segment
+from vigil.index.models import Camera, CameraStatus, Gap, Garbage, Hold, Segment
 from vigil.record.types import GapInfo, SegmentInfo
 
 # Called inside the transaction that inserts a segment, before commit (the evidence hash
@@ -297,7 +297,9 @@ class Index:
             if exists is None:
                 s.add(CameraStatus(camera_id=cid, **fields))
             else:
-                s.execute(update(CameraStatus).where(CameraStatus.camera_id == cid).values(**fields))
+                s.execute(
+                    update(CameraStatus).where(CameraStatus.camera_id == cid).values(**fields)
+                )
             s.commit()
 
     def statuses(self) -> list[StatusRow]:

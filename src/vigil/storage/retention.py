@@ -50,9 +50,7 @@ def fsync_dir(path: Path) -> None:
 
 
 class Retention:
-    def __init__(
-        self, config: VigilConfig, index: Index, usage: DiskUsage = disk_usage
-    ) -> None:
+    def __init__(self, config: VigilConfig, index: Index, usage: DiskUsage = disk_usage) -> None:
         self.config = config
         self.index = index
         self.root = index.root
@@ -71,9 +69,7 @@ class Retention:
                 self._enforce_bytes(cam.name, policy.max_bytes, report)
         self._enforce_watermark(report)
         if report.count():
-            log.info(
-                "retention deleted %d segments (%d bytes)", report.count(), report.freed_bytes
-            )
+            log.info("retention deleted %d segments (%d bytes)", report.count(), report.freed_bytes)
         return report
 
     def required_free(self) -> int:
@@ -83,7 +79,9 @@ class Retention:
 
     def _enforce_age(self, camera: str, cutoff_us: int, report: RetentionReport) -> None:
         while True:
-            batch = [s for s in self.index.deletion_candidates(camera, 200) if s.end_us <= cutoff_us]
+            batch = [
+                s for s in self.index.deletion_candidates(camera, 200) if s.end_us <= cutoff_us
+            ]
             if not batch:
                 return
             self._delete(camera, batch, "max_age", report)
