@@ -6,7 +6,8 @@ from __future__ import annotations
 import typer
 
 from vigil import __version__
-from vigil.cli import config_cmd, recordings_cmd, status_cmd
+from vigil.cli import config_cmd, recordings_cmd, run_cmd, status_cmd
+from vigil.sim.cli import simulate
 
 app = typer.Typer(
     name="vigil",
@@ -27,21 +28,9 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_optional() -> None:
-    """Commands whose modules are larger are imported here so a missing optional part
-    cannot break `vigil config check`."""
-    from vigil.cli import run_cmd
-
-    app.command("run")(run_cmd.run)
-    app.command("demo")(run_cmd.demo)
-    try:
-        from vigil.sim.cli import simulate_command
-    except ImportError:  # pragma: no cover - the simulator ships with the package
-        return
-    app.command("simulate")(simulate_command)
-
-
-_register_optional()
+app.command("run")(run_cmd.run)
+app.command("demo")(run_cmd.demo)
+app.command("simulate")(simulate)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -66,3 +66,4 @@ def setup_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # FFmpeg's own messages reach Python logging through PyAV; keep them to warnings.
     logging.getLogger("libav").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

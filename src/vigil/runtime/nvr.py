@@ -1,0 +1,274 @@
+"""The recorder process: wires every camera's ingest to its recorder and the index, and runs
+the housekeeping loops (retention, health). `vigil run` and `vigil demo` are thin shells
+around :class:`NVR`.
+
+Start-up order matters: first finish interrupted deletions and recover crashed segments
+(reconcile), then note where each camera's footage ended (so the downtime becomes a
+``restart`` gap), then connect cameras. Shut-down closes open segments cleanly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from vigil.config.model import CameraConfig, VigilConfig
+from vigil.index.db import Database
+from vigil.index.models import Camera, Segment
+from vigil.index.repository import Index
+from vigil.ingest.reader import CameraReader
+from vigil.record.recorder import Recorder
+from vigil.record.recovery import describe_segment, recover_storage
+from vigil.record.types import GapInfo, SegmentInfo
+from vigil.storage.retention import Retention
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 2.0
+
+
+class StartupError(RuntimeError):
+    """The recorder cannot start at all (index unusable); the message says why."""
+
+
+class RestartGapCatalog:
+    """Forwards to the index, and records the time the recorder was not running (between
+    the previous run's last segment and this run's first) as an explicit ``restart`` gap."""
+
+    def __init__(self, index: Index, camera: str, last_end_us: int | None) -> None:
+        self.index = index
+        self.camera = camera
+        self._last_end_us = last_end_us
+        self._lock = threading.Lock()
+
+    def segment_closed(self, info: SegmentInfo) -> None:
+        with self._lock:
+            last, self._last_end_us = self._last_end_us, None
+        if last is not None and info.start_us > last:
+            self.index.gap(GapInfo(self.camera, last, info.start_us, "restart", "not recording"))
+        self.index.segment_closed(info)
+
+    def gap(self, info: GapInfo) -> None:
+        with self._lock:
+            last, self._last_end_us = self._last_end_us, None
+        if last is not None and info.start_us > last:
+            self.index.gap(GapInfo(self.camera, last, info.start_us, "restart", "not recording"))
+        self.index.gap(info)
+
+
+@dataclass
+class CameraUnit:
+    config: CameraConfig
+    reader: CameraReader
+    recorder: Recorder | None
+
+
+class NVR:
+    def __init__(self, config: VigilConfig, *, node: str | None = None) -> None:
+        self.config = config
+        self.node = node or socket.gethostname()
+        self.root = config.storage.path
+        self.units: dict[str, CameraUnit] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.db: Database | None = None
+        self.index: Index | None = None
+        self.retention: Retention | None = None
+        self.extra_setup: list[Callable[[Index], None]] = []
+        self._lock_fd: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> Index:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"storage.path {self.root}: cannot create: {exc.strerror}") from None
+        self._take_lock()
+        try:
+            self.db = Database(self.config.database_url())
+        except Exception as exc:
+            raise StartupError(
+                f"database {self._db_display()}: cannot open or migrate: {exc}"
+            ) from None
+        self.index = Index(self.db, self.root)
+        for setup in self.extra_setup:
+            setup(self.index)
+        self.retention = Retention(self.config, self.index)
+        return self.index
+
+    def _take_lock(self) -> None:
+        """One recorder per storage root: two would interleave deletions and recoveries."""
+        path = self.root / ".vigil.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StartupError(
+                f"storage.path {self.root}: another Vigil recorder is already using it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _db_display(self) -> str:
+        url = self.config.database_url()
+        return url.split("@")[-1] if "@" in url else url
+
+    def reconcile(self) -> None:
+        """Make the index and the files agree after whatever happened while we were down."""
+        assert self.index is not None and self.retention is not None
+        self.retention.finish_pending()
+        recovered = recover_storage(self.root, self.index)
+        if recovered:
+            log.warning("recovered %d interrupted segment(s) after a crash", len(recovered))
+        known = self.index.known_paths()
+        for path in sorted(self.root.rglob("*.mp4")):
+            rel = path.relative_to(self.root).as_posix()
+            if rel in known or len(path.relative_to(self.root).parts) < 2:
+                continue
+            camera = path.relative_to(self.root).parts[0]
+            try:
+                info = describe_segment(path, camera)
+            except (OSError, ValueError) as exc:
+                log.error("unindexed file %s is not a usable segment: %s", rel, exc)
+                continue
+            log.warning("indexing segment found on disk without an index row: %s", rel)
+            self.index.segment_closed(info)
+        missing = [rel for rel in known if not (self.root / rel).exists()]
+        for rel in missing[:20]:
+            log.error("indexed segment is missing on disk: %s (vigil verify names all)", rel)
+        if len(missing) > 20:
+            log.error("... and %d more missing segments", len(missing) - 20)
+
+    def _last_end(self) -> dict[str, int]:
+        assert self.db is not None
+        q = (
+            select(Camera.name, func.max(Segment.end_us))
+            .join(Segment, Segment.camera_id == Camera.id)
+            .group_by(Camera.name)
+        )
+        with self.db.session() as s:
+            return {n: int(e) for n, e in s.execute(q).all() if e is not None}
+
+    def start(self) -> None:
+        index = self.index or self.open()
+        self.reconcile()
+        last_end = self._last_end()
+        for cam in self.config.cameras:
+            if not cam.enabled:
+                index.write_status(
+                    cam.name, state="disabled", recording="idle", detail="", node=self.node
+                )
+                continue
+            recorder: Recorder | None = None
+            if cam.recording.enabled:
+                recorder = Recorder(
+                    cam.name,
+                    self.root,
+                    RestartGapCatalog(index, cam.name, last_end.get(cam.name)),
+                    self.config.recording,
+                    record_audio=cam.recording.audio,
+                )
+            reader = CameraReader(
+                cam.name,
+                cam.main,
+                [recorder] if recorder else [],
+                credentials=cam.credentials,
+                config=self.config.ingest,
+                audio=cam.recording.audio,
+            )
+            self.units[cam.name] = CameraUnit(cam, reader, recorder)
+        for unit in self.units.values():
+            unit.reader.start()
+        self._spawn("retention", self._retention_loop)
+        self._spawn("status", self._status_loop)
+        log.info(
+            "recording %d camera(s) into %s", len(self.units), self.root, extra={"node": self.node}
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for unit in self.units.values():
+            if not unit.reader.stop(timeout=5.0):
+                log.warning("camera %s reader did not stop in time", unit.config.name)
+        for unit in self.units.values():
+            if unit.recorder is not None:
+                unit.recorder.close()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self.write_status()
+        if self.db is not None:
+            self.db.close()
+        self._release_lock()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- loops ---------------------------------------------------------------------------------
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _retention_loop(self) -> None:
+        assert self.retention is not None
+        while not self._stop.is_set():
+            try:
+                self.retention.run_once()
+            except Exception:
+                log.exception("retention pass failed (will retry)")
+            self._stop.wait(self.config.storage.retention_interval)
+
+    def _status_loop(self) -> None:
+        while not self._stop.wait(STATUS_INTERVAL):
+            try:
+                self.write_status()
+            except Exception:
+                log.exception("could not write camera status")
+
+    def write_status(self) -> None:
+        if self.index is None:
+            return
+        for name, unit in self.units.items():
+            h = unit.reader.health()
+            state: str = h.state
+            recording = "off"
+            detail = h.last_error or ""
+            if unit.recorder is not None:
+                rs = unit.recorder.status()
+                recording = rs.state
+                if rs.state in ("paused", "failed"):
+                    detail = rs.reason
+            if self._stop.is_set():
+                state = "stopped"
+            self.index.write_status(
+                name,
+                state=state,
+                recording=recording,
+                detail=detail,
+                fps=h.fps,
+                bitrate=h.bitrate_bps,
+                last_packet_us=h.last_packet_wall_us,
+                reconnects=h.reconnects,
+                codec=h.codec or "",
+                width=h.width,
+                height=h.height,
+                since_us=h.since_wall_us or None,
+                node=self.node,
+            )
