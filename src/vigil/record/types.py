@@ -48,6 +48,11 @@ class GapInfo:
     end_us: int
     reason: GapReason
     detail: str = ""
+    # True when the gap has begun but its end is unknown (recording paused on a storage
+    # error): ``end_us == start_us`` then, so a catalog that skips empty gaps stores
+    # nothing yet. The same gap (same ``camera``/``start_us``/``reason``) is reported again
+    # with ``ongoing=False`` and its real end once recording resumes.
+    ongoing: bool = False
 
 
 class SegmentCatalog(Protocol):
