@@ -131,3 +131,9 @@ class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# Evidence tables live in their own module but must be part of Base.metadata wherever the
+# models are imported (migrations, the migration check).
+from vigil.index import events_models as _events_models  # noqa: E402, F401
+from vigil.index import evidence_models as _evidence_models  # noqa: E402, F401
