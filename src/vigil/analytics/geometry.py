@@ -60,14 +60,16 @@ class Box(NamedTuple):
 
     def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         """Integer pixel rectangle ``(x1, y1, x2, y2)`` clipped to the frame; x2/y2 exclusive."""
-        x1 = min(max(int(math.floor(self.x1 * width)), 0), width)
-        y1 = min(max(int(math.floor(self.y1 * height)), 0), height)
-        x2 = min(max(int(math.ceil(self.x2 * width)), 0), width)
-        y2 = min(max(int(math.ceil(self.y2 * height)), 0), height)
+        x1 = min(max(math.floor(self.x1 * width), 0), width)
+        y1 = min(max(math.floor(self.y1 * height), 0), height)
+        x2 = min(max(math.ceil(self.x2 * width), 0), width)
+        y2 = min(max(math.ceil(self.y2 * height), 0), height)
         return x1, y1, x2, y2
 
     @classmethod
-    def from_pixels(cls, x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> Box:
+    def from_pixels(
+        cls, x1: float, y1: float, x2: float, y2: float, width: int, height: int
+    ) -> Box:
         return cls(x1 / width, y1 / height, x2 / width, y2 / height).clip()
 
 
@@ -190,8 +192,6 @@ def validate_polygon(name: str, points: Sequence[Sequence[float]]) -> tuple[Poin
     for i in range(n):
         if pts[i] == pts[(i + 1) % n]:
             raise ValueError(f"{name}: point {i} repeats the next point")
-    if abs(polygon_area(pts)) < 1e-9:
-        raise ValueError(f"{name}: the polygon has no area (all points on one line)")
     for i in range(n):
         a1, a2 = pts[i], pts[(i + 1) % n]
         for j in range(i + 1, n):
@@ -203,6 +203,8 @@ def validate_polygon(name: str, points: Sequence[Sequence[float]]) -> tuple[Poin
                     f"{name}: the polygon is self-intersecting (edge {i}-{(i + 1) % n} "
                     f"crosses edge {j}-{(j + 1) % n})"
                 )
+    if abs(polygon_area(pts)) < 1e-9:
+        raise ValueError(f"{name}: the polygon has no area (all points on one line)")
     return tuple(pts)
 
 
@@ -252,9 +254,7 @@ def fill_polygons(
     """Fill normalized polygons on a copy of ``image`` (privacy masks on snapshots)."""
     h, w = image.shape[:2]
     out = image.copy()
-    pts = [
-        np.array([[round(x * w), round(y * h)] for x, y in poly], np.int32) for poly in polygons
-    ]
+    pts = [np.array([[round(x * w), round(y * h)] for x, y in poly], np.int32) for poly in polygons]
     if pts:
         fill = (color,) * (out.shape[2] if out.ndim == 3 else 1)
         cv2.fillPoly(out, pts, fill)

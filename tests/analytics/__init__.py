@@ -1,0 +1,1 @@
+"""Analytics tests: motion, detection, tracking, zones and the pipeline."""
