@@ -3,6 +3,7 @@ cameras and a generated configuration, for trying Vigil out)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -22,10 +23,8 @@ from vigil.util.redact import register_secret
 def _register_secrets(cfg: VigilConfig) -> None:
     for cam in cfg.cameras:
         if cam.credentials is not None:
-            try:
+            with contextlib.suppress(LookupError):  # reported when the camera is opened
                 register_secret(cam.credentials.resolve_password())
-            except LookupError:
-                pass  # reported when the camera is opened
 
 
 def run_nvr(cfg: VigilConfig, ready: threading.Event | None = None) -> None:
@@ -80,9 +79,7 @@ def demo(
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     cams = [
-        SimCamera(
-            name=n, source=src, width=w, height=h, fps=fps, bitrate_kbps=kbps, audio=audio
-        )
+        SimCamera(name=n, source=src, width=w, height=h, fps=fps, bitrate_kbps=kbps, audio=audio)
         for n, src, (w, h), fps, kbps, audio in DEMO_CAMERAS
     ]
     with Simulator(port=port, progress=lambda m: console.print(f"[dim]{m}[/]")) as sim:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -122,8 +123,6 @@ def cameras_test(
     timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0,
 ) -> None:
     """Connect to a stream and report codec, resolution, frame rate and audio."""
-    from pathlib import Path
-
     from pydantic import ValidationError
 
     from vigil.config.model import Credentials, StreamSource
@@ -145,10 +144,29 @@ def cameras_test(
     with console.status(f"connecting to {redact_url(url)} ..."):
         result = probe(source, creds, timeout=timeout)
     if not result.ok:
-        fail(f"{redact_url(url)}: {result.error}", 1)
-    table = Table(title=f"{redact_url(url)}")
+        fail(f"{result.source}: {result.error_kind}: {result.error}", 1)
+    table = Table(title=result.source)
     table.add_column("property")
     table.add_column("value")
-    for k, v in result.rows():
+    rows = [
+        ("format", result.format or ""),
+        ("video", f"{result.video_codec} {result.width}x{result.height}"),
+        ("frame rate", f"{result.fps:.2f} fps" if result.fps else "unknown"),
+        (
+            "keyframe interval",
+            f"{result.keyframe_interval_s:.2f} s" if result.keyframe_interval_s else "unknown",
+        ),
+        ("bitrate", f"{result.bitrate_bps / 1e6:.2f} Mbit/s" if result.bitrate_bps else "unknown"),
+        (
+            "audio",
+            f"{result.audio.codec} {result.audio.sample_rate} Hz {result.audio.channels} ch"
+            if result.audio
+            else "none",
+        ),
+        ("opened in", f"{result.open_seconds:.2f} s"),
+        ("packets read", str(result.packets)),
+    ]
+    rows += [("note", n) for n in result.notes]
+    for k, v in rows:
         table.add_row(k, v)
     console.print(table)

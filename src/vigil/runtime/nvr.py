@@ -24,9 +24,10 @@ from vigil.index.db import Database
 from vigil.index.models import Camera, Segment
 from vigil.index.repository import Index
 from vigil.ingest.reader import CameraReader
+from vigil.ingest.types import PacketSink, StreamSession, TimedPacket
 from vigil.record.recorder import Recorder
 from vigil.record.recovery import describe_segment, recover_storage
-from vigil.record.types import GapInfo, SegmentInfo
+from vigil.record.types import GapInfo
 from vigil.storage.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -38,29 +39,30 @@ class StartupError(RuntimeError):
     """The recorder cannot start at all (index unusable); the message says why."""
 
 
-class RestartGapCatalog:
-    """Forwards to the index, and records the time the recorder was not running (between
-    the previous run's last segment and this run's first) as an explicit ``restart`` gap."""
+class RestartGapSink:
+    """Records the time the recorder was not running (from the previous run's last segment
+    to this run's first packet) as an explicit ``restart`` gap.
+
+    It is a packet sink placed before the recorder, so the gap is written as soon as
+    recording resumes: a run that is killed again before it closes any segment still
+    leaves its gap behind (its partial segment is recovered at the next start).
+    """
 
     def __init__(self, index: Index, camera: str, last_end_us: int | None) -> None:
         self.index = index
         self.camera = camera
         self._last_end_us = last_end_us
-        self._lock = threading.Lock()
 
-    def segment_closed(self, info: SegmentInfo) -> None:
-        with self._lock:
-            last, self._last_end_us = self._last_end_us, None
-        if last is not None and info.start_us > last:
-            self.index.gap(GapInfo(self.camera, last, info.start_us, "restart", "not recording"))
-        self.index.segment_closed(info)
+    def session_started(self, session: StreamSession) -> None:
+        pass
 
-    def gap(self, info: GapInfo) -> None:
-        with self._lock:
-            last, self._last_end_us = self._last_end_us, None
-        if last is not None and info.start_us > last:
-            self.index.gap(GapInfo(self.camera, last, info.start_us, "restart", "not recording"))
-        self.index.gap(info)
+    def packet(self, session: StreamSession, pkt: TimedPacket) -> None:
+        last, self._last_end_us = self._last_end_us, None
+        if last is not None and pkt.wall_us > last:
+            self.index.gap(GapInfo(self.camera, last, pkt.wall_us, "restart", "not recording"))
+
+    def session_ended(self, session: StreamSession, reason: str) -> None:
+        pass
 
 
 @dataclass
@@ -174,18 +176,20 @@ class NVR:
                 )
                 continue
             recorder: Recorder | None = None
+            sinks: list[PacketSink] = []
             if cam.recording.enabled:
                 recorder = Recorder(
                     cam.name,
                     self.root,
-                    RestartGapCatalog(index, cam.name, last_end.get(cam.name)),
+                    index,
                     self.config.recording,
                     record_audio=cam.recording.audio,
                 )
+                sinks = [RestartGapSink(index, cam.name, last_end.get(cam.name)), recorder]
             reader = CameraReader(
                 cam.name,
                 cam.main,
-                [recorder] if recorder else [],
+                sinks,
                 credentials=cam.credentials,
                 config=self.config.ingest,
                 audio=cam.recording.audio,
