@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.config.analytics_model import CameraAnalytics, EvidenceConfig
+from vigil.config.events_model import EventsConfig
 from vigil.config.units import parse_bytes, parse_duration
 
 CAMERA_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -181,6 +183,9 @@ class CameraConfig(StrictModel):
     retention: RetentionPolicy | None = Field(
         default=None, description="Overrides the global retention policy for this camera."
     )
+    analytics: CameraAnalytics = Field(
+        default=CameraAnalytics(), description="Motion and object detection (off by default)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -274,6 +279,12 @@ class VigilConfig(StrictModel):
     )
     ingest: IngestConfig = Field(default=IngestConfig(), description="Camera connections.")
     logging: LoggingConfig = Field(default=LoggingConfig(), description="Log output.")
+    evidence: EvidenceConfig = Field(
+        default=EvidenceConfig(), description="Signing key and export limits."
+    )
+    events: EventsConfig = Field(
+        default=EventsConfig(), description="Event retention, MQTT and webhooks."
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @model_validator(mode="after")
@@ -295,6 +306,9 @@ class VigilConfig(StrictModel):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.storage.path / 'vigil.db'}"
+
+    def key_dir(self) -> Path:
+        return self.evidence.key_dir or self.storage.path / ".keys"
 
     def retention_for(self, camera: str) -> RetentionPolicy:
         cam = self.camera(camera)

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from vigil.analytics.build import DetectorError, build_pipeline
+from vigil.analytics.sink import AnalyticsSink
 from vigil.config.model import CameraConfig, VigilConfig
+from vigil.events.notifier import Notifier, build_notifier
+from vigil.evidence.chain import install_chain
+from vigil.evidence.keys import KeyStore
+from vigil.evidence.report import EvidenceError
 from vigil.index.db import Database
 from vigil.index.models import Camera, Segment
 from vigil.index.repository import Index
@@ -70,6 +76,13 @@ class CameraUnit:
     config: CameraConfig
     reader: CameraReader
     recorder: Recorder | None
+    sub_reader: CameraReader | None = None
+    analytics: AnalyticsSink | None = None
+    analytics_error: str | None = None
+    online: bool | None = None  # last state told to the notifier
+
+    def readers(self) -> list[CameraReader]:
+        return [r for r in (self.reader, self.sub_reader) if r is not None]
 
 
 class NVR:
@@ -83,6 +96,8 @@ class NVR:
         self.db: Database | None = None
         self.index: Index | None = None
         self.retention: Retention | None = None
+        self.keys: KeyStore | None = None
+        self.notifier: Notifier | None = None
         self.extra_setup: list[Callable[[Index], None]] = []
         self._lock_fd: int | None = None
 
@@ -100,6 +115,11 @@ class NVR:
                 f"database {self._db_display()}: cannot open or migrate: {exc}"
             ) from None
         self.index = Index(self.db, self.root)
+        try:
+            self.keys = KeyStore(self.config.key_dir())
+            install_chain(self.index, self.keys)
+        except EvidenceError as exc:
+            raise StartupError(f"evidence key in {self.config.key_dir()}: {exc}") from None
         for setup in self.extra_setup:
             setup(self.index)
         self.retention = Retention(self.config, self.index)
@@ -169,6 +189,10 @@ class NVR:
         index = self.index or self.open()
         self.reconcile()
         last_end = self._last_end()
+        self.notifier = build_notifier(
+            self.config.events, index, [c.name for c in self.config.cameras if c.enabled]
+        )
+        self.notifier.start()
         for cam in self.config.cameras:
             if not cam.enabled:
                 index.write_status(
@@ -186,7 +210,14 @@ class NVR:
                     record_audio=cam.recording.audio,
                 )
                 sinks = [RestartGapSink(index, cam.name, last_end.get(cam.name)), recorder]
-            reader = CameraReader(
+            unit = CameraUnit(cam, None, recorder)  # type: ignore[arg-type]
+            analytics_on_sub = False
+            if cam.analytics.enabled:
+                unit.analytics, unit.analytics_error = self._analytics_for(cam)
+                analytics_on_sub = cam.analytics.stream != "main" and cam.sub is not None
+                if unit.analytics is not None and not analytics_on_sub:
+                    sinks.append(unit.analytics)
+            unit.reader = CameraReader(
                 cam.name,
                 cam.main,
                 sinks,
@@ -194,23 +225,54 @@ class NVR:
                 config=self.config.ingest,
                 audio=cam.recording.audio,
             )
-            self.units[cam.name] = CameraUnit(cam, reader, recorder)
+            if cam.sub is not None and unit.analytics is not None and analytics_on_sub:
+                unit.sub_reader = CameraReader(
+                    cam.name,
+                    cam.sub,
+                    [unit.analytics],
+                    credentials=cam.credentials,
+                    config=self.config.ingest,
+                    stream="sub",
+                    audio=False,
+                )
+            self.units[cam.name] = unit
         for unit in self.units.values():
-            unit.reader.start()
+            for reader in unit.readers():
+                reader.start()
         self._spawn("retention", self._retention_loop)
         self._spawn("status", self._status_loop)
         log.info(
             "recording %d camera(s) into %s", len(self.units), self.root, extra={"node": self.node}
         )
 
+    def _analytics_for(self, cam: CameraConfig) -> tuple[AnalyticsSink | None, str | None]:
+        """A camera's analytics, or the reason it cannot run (recording goes on anyway)."""
+        assert self.notifier is not None
+        try:
+            pipeline = build_pipeline(
+                cam.name, cam.analytics, self.notifier.on_event, self.notifier.on_activity
+            )
+        except (DetectorError, ValueError, OSError) as exc:
+            message = f"analytics disabled: {exc}"
+            log.error("%s: %s", cam.name, message)
+            return None, message
+        return AnalyticsSink(
+            cam.name, pipeline, fps=cam.analytics.fps, width=cam.analytics.width
+        ), None
+
     def stop(self) -> None:
         self._stop.set()
         for unit in self.units.values():
-            if not unit.reader.stop(timeout=5.0):
-                log.warning("camera %s reader did not stop in time", unit.config.name)
+            for reader in unit.readers():
+                if not reader.stop(timeout=5.0):
+                    log.warning("camera %s reader did not stop in time", unit.config.name)
         for unit in self.units.values():
             if unit.recorder is not None:
                 unit.recorder.close()
+            if unit.analytics is not None:
+                unit.analytics.close()
+        if self.notifier is not None:
+            self.notifier.stop()
         for t in self._threads:
             t.join(timeout=5.0)
         self.write_status()
@@ -235,6 +297,8 @@ class NVR:
         while not self._stop.is_set():
             try:
                 self.retention.run_once()
+                if self.notifier is not None:
+                    self.notifier.store.purge()
             except Exception:
                 log.exception("retention pass failed (will retry)")
             self._stop.wait(self.config.storage.retention_interval)
@@ -259,8 +323,14 @@ class NVR:
                 recording = rs.state
                 if rs.state in ("paused", "failed"):
                     detail = rs.reason
+            if unit.analytics_error and not detail:
+                detail = unit.analytics_error
             if self._stop.is_set():
                 state = "stopped"
+            online = state == "online"
+            if self.notifier is not None and online != unit.online:
+                unit.online = online
+                self.notifier.on_camera_state(name, online)
             self.index.write_status(
                 name,
                 state=state,

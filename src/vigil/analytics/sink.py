@@ -1,0 +1,160 @@
+"""Analytics as a consumer of a camera's packets: decode only what is needed, never slow
+the recorder.
+
+The ingest thread hands every packet to :meth:`AnalyticsSink.packet`, which only appends
+to a bounded queue. A worker thread decodes (PyAV, which releases the GIL), keeps frames at
+the configured analysis rate by wall-clock time, scales them down first, and runs the
+pipeline. When the worker falls behind, the queue is emptied and decoding resumes at the
+next keyframe (a decoder cannot skip predicted frames without corrupting the picture), so a
+slow detector drops analysis frames, never recorded packets. Frame times are the wall-clock
+times ingest gave the packets, so events carry real time.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from vigil.analytics.frames import AnalysisFrame, FrameSampler, scaled_size
+from vigil.analytics.pipeline import AnalyticsPipeline
+from vigil.ingest.types import StreamSession, TimedPacket
+
+log = logging.getLogger(__name__)
+
+_US = Fraction(1, 1_000_000)
+
+
+@dataclass
+class AnalyticsStats:
+    packets_in: int = 0
+    packets_dropped: int = 0  # dropped while catching up (whole GOPs)
+    frames_decoded: int = 0
+    frames_analysed: int = 0
+    decode_errors: int = 0
+
+
+class AnalyticsSink:
+    """A PacketSink feeding one camera's analytics pipeline from a worker thread."""
+
+    def __init__(
+        self,
+        camera: str,
+        pipeline: AnalyticsPipeline,
+        *,
+        fps: float = 5.0,
+        width: int = 640,
+        max_queue: int = 90,
+    ) -> None:
+        self.camera = camera
+        self.pipeline = pipeline
+        self.fps = fps
+        self.width = width
+        self.stats = AnalyticsStats()
+        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        self._max_queue = max_queue
+        self._skip_to_keyframe = True
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"analytics-{camera}", daemon=True)
+        self._thread.start()
+
+    # -- PacketSink (ingest thread: never blocks) --------------------------------------------
+    def session_started(self, session: StreamSession) -> None:
+        with self._cv:
+            self._queue.append(("session", session))
+            self._skip_to_keyframe = True
+            self._cv.notify()
+
+    def packet(self, session: StreamSession, pkt: TimedPacket) -> None:
+        if pkt.kind != "video":
+            return
+        with self._cv:
+            self.stats.packets_in += 1
+            if self._skip_to_keyframe and not pkt.keyframe:
+                self.stats.packets_dropped += 1
+                return
+            self._skip_to_keyframe = False
+            if len(self._queue) >= self._max_queue:
+                # Behind: forget the backlog and restart at the next keyframe.
+                dropped = sum(1 for kind, _ in self._queue if kind == "packet")
+                self.stats.packets_dropped += dropped + 1
+                self._queue = collections.deque(i for i in self._queue if i[0] == "session")
+                self._queue.append(("flush", None))
+                self._skip_to_keyframe = True
+                self._cv.notify()
+                return
+            self._queue.append(("packet", pkt))
+            self._cv.notify()
+
+    def session_ended(self, session: StreamSession, reason: str) -> None:
+        with self._cv:
+            self._queue.append(("end", reason))
+            self._cv.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout)
+        self.pipeline.flush()
+
+    # -- worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        decoder: Any = None
+        sampler = FrameSampler(self.fps)
+        offset_us = 0  # wall_us - pts_us of the latest packet (constant within a session)
+        size: tuple[int, int] | None = None
+        while True:
+            with self._cv:
+                while not self._queue and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                kind, item = self._queue.popleft()
+            try:
+                if kind == "session":
+                    decoder = self._decoder(item)
+                    size = None
+                elif kind in ("flush", "end"):
+                    if decoder is not None:
+                        decoder.flush_buffers()
+                elif kind == "packet" and decoder is not None:
+                    pkt: TimedPacket = item
+                    offset_us = pkt.wall_us - pkt.pts_us
+                    packet = av.Packet(pkt.data)
+                    packet.pts, packet.dts, packet.time_base = pkt.pts_us, pkt.dts_us, _US
+                    for frame in decoder.decode(packet):
+                        self.stats.frames_decoded += 1
+                        pts = frame.pts if frame.pts is not None else pkt.pts_us
+                        t = (pts + offset_us) / 1e6
+                        if not sampler.keep(t):
+                            continue
+                        if size is None:
+                            size = scaled_size(frame.width, frame.height, self.width)
+                        image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+                        self.pipeline.process(
+                            AnalysisFrame(
+                                self.stats.frames_analysed, self.stats.frames_decoded, t, image
+                            )
+                        )
+                        self.stats.frames_analysed += 1
+            except av.FFmpegError as exc:
+                self.stats.decode_errors += 1
+                if self.stats.decode_errors in (1, 10, 100) or self.stats.decode_errors % 1000 == 0:
+                    log.warning("%s: analytics decode error: %s", self.camera, exc)
+            except Exception:
+                log.exception("%s: analytics failed on a frame (continuing)", self.camera)
+
+    def _decoder(self, session: StreamSession) -> Any:
+        params = session.video
+        ctx = av.CodecContext.create(params.codec, "r")
+        if params.extradata:
+            ctx.extradata = params.extradata
+        ctx.thread_type = "AUTO"
+        return ctx
