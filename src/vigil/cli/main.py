@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from vigil import __version__
-from vigil.cli import config_cmd, recordings_cmd, run_cmd, status_cmd
+from vigil.cli import config_cmd, evidence_cmd, recordings_cmd, run_cmd, status_cmd
 from vigil.sim.cli import simulate
 
 app = typer.Typer(
@@ -31,6 +31,10 @@ def version() -> None:
 app.command("run")(run_cmd.run)
 app.command("demo")(run_cmd.demo)
 app.command("simulate")(simulate)
+app.command("timeline")(evidence_cmd.timeline_command)
+app.command("export")(evidence_cmd.export_command)
+app.command("verify")(evidence_cmd.verify_command)
+app.add_typer(evidence_cmd.events_app, name="events")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

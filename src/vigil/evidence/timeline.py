@@ -77,9 +77,9 @@ class TimelineGap:
 
 @dataclass(frozen=True, slots=True)
 class TimelineEvent:
-    """Reserved for detections/motion/alarms overlaid on the timeline. Nothing produces
-    these yet; ``Timeline.events`` is always empty until the events subsystem lands, so
-    clients can already render the list."""
+    """A detection overlaid on the timeline (``kind`` "object"; ``reference`` is the event
+    id). Filled by ``vigil.events.timeline.timeline_with_events``; ``timeline()`` alone
+    reads only the recording index and leaves ``Timeline.events`` empty."""
 
     start_us: int
     end_us: int
@@ -95,7 +95,7 @@ class Timeline:
     end_us: int
     spans: tuple[Span, ...]
     gaps: tuple[TimelineGap, ...]  # covers exactly the window minus the spans, in order
-    events: tuple[TimelineEvent, ...] = ()  # always empty for now (see TimelineEvent)
+    events: tuple[TimelineEvent, ...] = ()  # see TimelineEvent
     # Zero-length gap rows such as ``codec_change``: instants inside spans where the stream
     # changed (a new init segment/discontinuity for players), not missing footage.
     markers: tuple[TimelineGap, ...] = field(default=())
