@@ -18,8 +18,12 @@ APT_PACKAGES=(
   gstreamer1.0-libav
   gstreamer1.0-tools
   mosquitto
+  mosquitto-clients
+  openssl
   e2fsprogs
   util-linux
+  chromium
+  fonts-dejavu-core
 )
 
 missing=()

@@ -15,12 +15,17 @@ GROUND_TRUTH = Path(__file__).resolve().parents[1] / "data" / "analytics"
 @pytest.fixture(scope="session")
 def vtest_path() -> Path:
     if not VTEST.is_file():
-        pytest.skip(f"{VTEST} not installed (Debian package opencv-doc)")
+        pytest.fail(
+            f"{VTEST} not installed (Debian package opencv-doc): run scripts/setup.sh",
+            pytrace=False,
+        )
     return VTEST
 
 
 @pytest.fixture(scope="session")
 def tree_path() -> Path:
     if not TREE.is_file():
-        pytest.skip(f"{TREE} not installed (Debian package opencv-doc)")
+        pytest.fail(
+            f"{TREE} not installed (Debian package opencv-doc): run scripts/setup.sh", pytrace=False
+        )
     return TREE

@@ -225,7 +225,9 @@ def _encoded(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Session cache of encoded segments keyed by content. Skips (only) the tests that need
     media when the ffmpeg CLI is missing; the rest of tests/evidence does not need it."""
     if shutil.which("ffmpeg") is None:  # pragma: no cover - environment guard
-        pytest.skip("ffmpeg is required for evidence media tests")
+        pytest.fail(
+            "ffmpeg is required for evidence media tests: run scripts/setup.sh", pytrace=False
+        )
     cache_dir = tmp_path_factory.mktemp("encoded")
     cache: dict[tuple[object, ...], Path] = {}
 

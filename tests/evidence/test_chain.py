@@ -133,8 +133,14 @@ def test_inserted_row_with_forged_link_after_head(store: Store) -> None:
         row = s.scalars(select(Segment).where(Segment.path == rel)).one()
         row.chain_seq = 7
         row.chain_hash = link_hash(
-            "cam1", 7, rows[-1].chain_hash or "", row.sha256, row.start_us, row.end_us,
-            row.bytes, row.path,
+            "cam1",
+            7,
+            rows[-1].chain_hash or "",
+            row.sha256,
+            row.start_us,
+            row.end_us,
+            row.bytes,
+            row.path,
         )
         s.commit()
     rep = store.verify()
@@ -164,10 +170,12 @@ def test_adjacent_swap_of_row_contents_is_reordered(store: Store) -> None:
     cols = ("path", "start_us", "end_us", "bytes", "sha256")
     with store.index.db.session() as s:
         s.execute(update(Segment).where(Segment.id == a.id).values(path="tmp-swap"))
-        s.execute(update(Segment).where(Segment.id == b.id).values(
-            **{c: getattr(a, c) for c in cols}))
-        s.execute(update(Segment).where(Segment.id == a.id).values(
-            **{c: getattr(b, c) for c in cols}))
+        s.execute(
+            update(Segment).where(Segment.id == b.id).values(**{c: getattr(a, c) for c in cols})
+        )
+        s.execute(
+            update(Segment).where(Segment.id == a.id).values(**{c: getattr(b, c) for c in cols})
+        )
         s.commit()  # fmt: skip
     rep = store.verify()
     got = {(p.kind, p.path, p.seq) for p in rep.problems}
@@ -189,8 +197,11 @@ def test_swapped_files_are_reordered(store: Store) -> None:
 def test_edited_row_is_modified(store: Store) -> None:
     victim = store.rows()[4]
     with store.index.db.session() as s:
-        s.execute(update(Segment).where(Segment.id == victim.id).values(
-            start_us=victim.start_us + 30_000_000))
+        s.execute(
+            update(Segment)
+            .where(Segment.id == victim.id)
+            .values(start_us=victim.start_us + 30_000_000)
+        )
         s.commit()  # fmt: skip
     rep = store.verify()
     (p,) = rep.problems
@@ -205,8 +216,11 @@ def test_file_and_row_edited_consistently_is_still_caught(store: Store) -> None:
     data[500] ^= 0xFF
     f.write_bytes(bytes(data))
     with store.index.db.session() as s:
-        s.execute(update(Segment).where(Segment.id == victim.id).values(
-            sha256=hashlib.sha256(data).hexdigest()))
+        s.execute(
+            update(Segment)
+            .where(Segment.id == victim.id)
+            .values(sha256=hashlib.sha256(data).hexdigest())
+        )
         s.commit()  # fmt: skip
     rep = store.verify()
     assert [(p.kind, p.path) for p in rep.problems] == [("modified", victim.path)]
@@ -282,8 +296,10 @@ def test_retention_delete_leaves_signed_tombstones(store: Store) -> None:
     gone = _retention_delete(store, 2)
     with store.index.db.session() as s:
         tombs = s.scalars(select(ChainTombstone).order_by(ChainTombstone.seq)).all()
-    assert [(t.seq, t.path, t.reason) for t in tombs] == [(1, gone[0].path, "max_age"),
-                                                         (2, gone[1].path, "max_age")]
+    assert [(t.seq, t.path, t.reason) for t in tombs] == [
+        (1, gone[0].path, "max_age"),
+        (2, gone[1].path, "max_age"),
+    ]
     assert [t.chain_hash for t in tombs] == [g.chain_hash for g in gone]
     store.add(100)  # the chain continues across the deletion
     rep = store.verify()

@@ -184,9 +184,7 @@ def test_manifest_byte_breaking_json_is_a_signature_failure(package: Path) -> No
     assert [p.kind for p in rep.problems] == ["signature"]
 
 
-def test_package_resigned_with_another_key(
-    package: Path, keys: KeyStore, tmp_path: Path
-) -> None:
+def test_package_resigned_with_another_key(package: Path, keys: KeyStore, tmp_path: Path) -> None:
     genuine = keys.active.fingerprint
     other = KeyStore(tmp_path / "attacker")
     doc = _manifest(package)
@@ -200,9 +198,7 @@ def test_package_resigned_with_another_key(
     assert loose.ok and loose.fingerprint == other.active.fingerprint
 
 
-def test_signature_by_another_key_over_genuine_manifest(
-    package: Path, tmp_path: Path
-) -> None:
+def test_signature_by_another_key_over_genuine_manifest(package: Path, tmp_path: Path) -> None:
     other = KeyStore(tmp_path / "attacker")
     (package / pkg.SIGNATURE).write_bytes(other.sign((package / pkg.MANIFEST).read_bytes())[1])
     assert [p.kind for p in verify_package(package).problems] == ["signature"]
@@ -284,7 +280,7 @@ def test_range_across_a_gap_gives_two_clips_and_lists_the_gap(
 def test_openssl_can_verify_per_readme(package: Path, tmp_path: Path) -> None:
     """The README's no-Vigil instructions actually work."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+        pytest.fail("openssl not installed: run scripts/setup.sh", pytrace=False)
     readme = (package / "README.txt").read_text()
     start = readme.index("-----BEGIN PUBLIC KEY-----")
     end = readme.index("-----END PUBLIC KEY-----") + len("-----END PUBLIC KEY-----")

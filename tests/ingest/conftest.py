@@ -15,7 +15,7 @@ from vigil.config.model import IngestConfig
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+        pytest.fail("ffmpeg is not installed: run scripts/setup.sh", pytrace=False)
     d = tmp_path_factory.mktemp("media")
     out = {
         "h264_aac_mp4": make_clip(d / "h264_aac.mp4", audio=True),

@@ -16,7 +16,7 @@ import pytest
 from .feeder import make_clip
 
 if shutil.which("ffmpeg") is None:  # pragma: no cover - environment guard
-    pytest.skip("ffmpeg is required for recorder tests", allow_module_level=True)
+    pytest.fail("ffmpeg is required for recorder tests: run scripts/setup.sh", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +24,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("clips")
     return {
         # 2 Mb/s is a realistic floor for a 640x360 camera stream; GOP 1 s.
-        "h264_aac": make_clip(d / "h264_aac.mp4", codec="h264", seconds=14, audio=True,
-                              bitrate="2M"),
+        "h264_aac": make_clip(
+            d / "h264_aac.mp4", codec="h264", seconds=14, audio=True, bitrate="2M"
+        ),
         "hevc": make_clip(d / "hevc.mp4", codec="hevc", seconds=12, bitrate="2M"),
-        "hevc_aac": make_clip(d / "hevc_aac.mp4", codec="hevc", seconds=10, audio=True,
-                              bitrate="2M"),
-        "h264_small": make_clip(d / "h264_small.mp4", codec="h264", seconds=6,
-                                size="320x240", bitrate="500k"),
+        "hevc_aac": make_clip(
+            d / "hevc_aac.mp4", codec="hevc", seconds=10, audio=True, bitrate="2M"
+        ),
+        "h264_small": make_clip(
+            d / "h264_small.mp4", codec="h264", seconds=6, size="320x240", bitrate="500k"
+        ),
     }
 
 
@@ -38,9 +41,24 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def ts_clip(clips: dict[str, Path]) -> Path:
     """MPEG-TS remux of the H.264+AAC clip: Annex B video, ADTS audio without config."""
     out = clips["h264_aac"].with_name("h264_aac.ts")
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                    "-i", str(clips["h264_aac"]), "-c", "copy", "-f", "mpegts", str(out)],
-                   check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(clips["h264_aac"]),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            str(out),
+        ],
+        check=True,
+        timeout=60,
+    )
     return out
 
 
@@ -74,7 +92,7 @@ class SmallFs:
 @contextlib.contextmanager
 def small_fs(base: Path, size_mb: int = 8) -> Iterator[SmallFs]:
     """Mount a tmpfs of ``size_mb`` MiB (as root); fall back to a loop-mounted ext4
-    image; skip the test when neither is allowed here."""
+    image; fail the test when neither is allowed here (the disk-full path must be tested)."""
     mnt = base / "mnt"
     mnt.mkdir()
     fs: SmallFs | None = None
@@ -90,8 +108,10 @@ def small_fs(base: Path, size_mb: int = 8) -> Iterator[SmallFs]:
         if lo.returncode == 0:
             fs = SmallFs(mnt, "ext4-loop", image)
         else:
-            pytest.skip(f"cannot mount a small filesystem here: tmpfs: {r.stderr.strip()}; "
-                        f"loop ext4: {lo.stderr.strip()}")
+            pytest.fail(
+                f"cannot mount a small filesystem here: tmpfs: {r.stderr.strip()}; "
+                f"loop ext4: {lo.stderr.strip()}"
+            )
     try:
         yield fs
     finally:
