@@ -5,6 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
+	@bash scripts/services.sh
 	.venv/bin/vigil demo
 
 # pytest exits 5 when it collects no test; that is not a failure of the project.
