@@ -187,3 +187,36 @@ def test_storage_chain_detects_tampering(recorded: tuple[Path, VigilConfig]) -> 
         inserted.unlink(missing_ok=True)
     code, out = _cli("verify", "--storage", "-c", str(cfg_path))
     assert code == 0, out
+
+
+def test_keys_rotate_keeps_old_exports_verifiable(
+    recorded: tuple[Path, VigilConfig], tmp_path: Path
+) -> None:
+    cfg_path, cfg = recorded
+    start, end = _window(cfg)
+    code, out = _cli(
+        "export",
+        "yard",
+        "--from",
+        start,
+        "--to",
+        end,
+        "--reason",
+        "r",
+        "-o",
+        str(tmp_path / "before"),
+        "-c",
+        str(cfg_path),
+    )
+    assert code == 0, out
+    code, shown = _cli("keys", "show", "-c", str(cfg_path))
+    assert code == 0 and "active" in shown
+    code, out = _cli("keys", "rotate", "-c", str(cfg_path))
+    assert code == 0 and "retired" in out
+    code, shown2 = _cli("keys", "show", "-c", str(cfg_path))
+    assert "retired" in shown2 and shown2.count("active") == 1
+    (package,) = (tmp_path / "before").iterdir()
+    code, out = _cli("verify", str(package))
+    assert code == 0, out
+    code, out = _cli("verify", "--storage", "-c", str(cfg_path))
+    assert code == 0, out

@@ -132,7 +132,7 @@ class _DropQueue:
             return item
 
 
-def _hwaccel_setting(hwaccel: str | None) -> tuple[Any, str | None]:
+def hwaccel_setting(hwaccel: str | None) -> tuple[Any, str | None]:
     """A PyAV ``HWAccel`` for the requested device type and its name, or ``(None, None)``.
 
     ``"auto"`` picks the first device type the loaded FFmpeg supports; software fallback
@@ -245,7 +245,7 @@ class FrameSource:
         kwargs: dict[str, Any] = {"options": self.options} if self.options else {}
         if self._is_url:
             kwargs["timeout"] = self.timeout
-        hw, device = _hwaccel_setting(self.hwaccel)
+        hw, device = hwaccel_setting(self.hwaccel)
         if hw is not None:
             try:
                 container = av.open(self.source, hwaccel=hw, **kwargs)

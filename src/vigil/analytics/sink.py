@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-from vigil.analytics.frames import AnalysisFrame, FrameSampler, scaled_size
+from vigil.analytics.frames import AnalysisFrame, FrameSampler, hwaccel_setting, scaled_size
 from vigil.analytics.pipeline import AnalyticsPipeline
 from vigil.ingest.types import StreamSession, TimedPacket
 
@@ -50,11 +50,14 @@ class AnalyticsSink:
         fps: float = 5.0,
         width: int = 640,
         max_queue: int = 90,
+        hwaccel: str | None = "auto",
     ) -> None:
         self.camera = camera
         self.pipeline = pipeline
         self.fps = fps
         self.width = width
+        self.hwaccel = hwaccel
+        self._hw_usable = hwaccel not in (None, "none")
         self.stats = AnalyticsStats()
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._max_queue = max_queue
@@ -152,8 +155,23 @@ class AnalyticsSink:
                 log.exception("%s: analytics failed on a frame (continuing)", self.camera)
 
     def _decoder(self, session: StreamSession) -> Any:
+        """A decoder for the session: hardware when PyAV offers a usable device (tried once
+        per sink; software fallback stays on for profiles the device cannot do), else
+        software."""
         params = session.video
-        ctx = av.CodecContext.create(params.codec, "r")
+        ctx = None
+        if self._hw_usable:
+            hw, device = hwaccel_setting(self.hwaccel)
+            if hw is not None:
+                try:
+                    ctx = av.CodecContext.create(params.codec, "r", hwaccel=hw)
+                    log.info("%s: analytics decodes with %s", self.camera, device)
+                except (av.FFmpegError, ValueError, TypeError) as exc:
+                    log.info("%s: hardware decode (%s) unavailable: %s", self.camera, device, exc)
+            if ctx is None:
+                self._hw_usable = False
+        if ctx is None:
+            ctx = av.CodecContext.create(params.codec, "r")
         if params.extradata:
             ctx.extradata = params.extradata
         ctx.thread_type = "AUTO"

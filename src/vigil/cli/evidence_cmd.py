@@ -251,3 +251,38 @@ def events_list(
             e.snapshot or "",
         )
     console.print(table)
+
+
+keys_app = typer.Typer(help="The instance signing key.", no_args_is_help=True)
+
+
+@keys_app.command("show")
+def keys_show(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Every public key this instance has had; give the fingerprint to recipients of
+    exports so they can compare it out of band."""
+    cfg = load_or_exit(config)
+    keys = _keys(cfg)
+    table = Table(title=f"Signing keys in {cfg.key_dir()}")
+    for col in ("fingerprint", "created", "retired", "state"):
+        table.add_column(col, overflow="fold")
+    active = keys.active.key_id
+    for k in keys.public_keys():
+        state = "active" if k.key_id == active else ("retired" if k.retired_us else "")
+        if not k.trusted:
+            state = "[red]untrusted (no valid endorsement)[/]"
+        table.add_row(k.fingerprint, format_time(k.created_us), format_time(k.retired_us), state)
+    console.print(table, soft_wrap=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Create a new signing key, endorsed by the old one; old public keys are kept so
+    older exports and chain signatures still verify. Run while the recorder is stopped."""
+    cfg = load_or_exit(config)
+    keys = _keys(cfg)
+    old = keys.active.fingerprint
+    try:
+        new = keys.rotate()
+    except EvidenceError as exc:
+        fail(str(exc), 1)
+    console.print(f"retired {old}\nactive  {new.fingerprint}", highlight=False, soft_wrap=True)

@@ -35,6 +35,7 @@ app.command("timeline")(evidence_cmd.timeline_command)
 app.command("export")(evidence_cmd.export_command)
 app.command("verify")(evidence_cmd.verify_command)
 app.add_typer(evidence_cmd.events_app, name="events")
+app.add_typer(evidence_cmd.keys_app, name="keys")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

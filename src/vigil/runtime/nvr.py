@@ -323,6 +323,10 @@ class NVR:
                 recording = rs.state
                 if rs.state in ("paused", "failed"):
                     detail = rs.reason
+            if unit.sub_reader is not None:
+                sub = unit.sub_reader.health()
+                if sub.state != "online" and not detail:
+                    detail = f"substream {sub.state}: {sub.last_error or 'no packets'}"
             if unit.analytics_error and not detail:
                 detail = unit.analytics_error
             if self._stop.is_set():
