@@ -135,5 +135,6 @@ class Meta(Base):
 
 # Evidence tables live in their own module but must be part of Base.metadata wherever the
 # models are imported (migrations, the migration check).
+from vigil.index import auth_models as _auth_models  # noqa: E402, F401
 from vigil.index import events_models as _events_models  # noqa: E402, F401
 from vigil.index import evidence_models as _evidence_models  # noqa: E402, F401
