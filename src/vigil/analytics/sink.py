@@ -100,6 +100,13 @@ class AnalyticsSink:
             self._queue.append(("end", reason))
             self._cv.notify()
 
+    def replace_pipeline(self, pipeline: AnalyticsPipeline) -> None:
+        """Switch to a new pipeline (zones or masks edited) between two frames: the worker
+        ends the old pipeline's events cleanly, then continues with the new one."""
+        with self._cv:
+            self._queue.appendleft(("pipeline", pipeline))
+            self._cv.notify()
+
     def close(self, timeout: float = 5.0) -> None:
         with self._cv:
             self._stop = True
@@ -121,7 +128,10 @@ class AnalyticsSink:
                     return
                 kind, item = self._queue.popleft()
             try:
-                if kind == "session":
+                if kind == "pipeline":
+                    old, self.pipeline = self.pipeline, item
+                    old.flush()
+                elif kind == "session":
                     decoder = self._decoder(item)
                     size = None
                 elif kind in ("flush", "end"):

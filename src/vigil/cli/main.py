@@ -6,7 +6,14 @@ from __future__ import annotations
 import typer
 
 from vigil import __version__
-from vigil.cli import config_cmd, evidence_cmd, recordings_cmd, run_cmd, status_cmd
+from vigil.cli import (
+    config_cmd,
+    evidence_cmd,
+    recordings_cmd,
+    run_cmd,
+    status_cmd,
+    user_cmd,
+)
 from vigil.sim.cli import simulate
 
 app = typer.Typer(
@@ -36,6 +43,8 @@ app.command("export")(evidence_cmd.export_command)
 app.command("verify")(evidence_cmd.verify_command)
 app.add_typer(evidence_cmd.events_app, name="events")
 app.add_typer(evidence_cmd.keys_app, name="keys")
+app.add_typer(user_cmd.app, name="user")
+app.add_typer(user_cmd.token_app, name="token")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

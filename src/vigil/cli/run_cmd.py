@@ -4,6 +4,7 @@ cameras and a generated configuration, for trying Vigil out)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -14,11 +15,15 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from vigil.api.server import ApiServer, serve
+from vigil.api.state import AppContext
 from vigil.cli.common import DEFAULT_CONFIG, ConfigOption, console, fail, load_or_exit
 from vigil.config.model import VigilConfig
 from vigil.runtime.nvr import NVR, StartupError
 from vigil.util.log import setup_logging
 from vigil.util.redact import register_secret
+
+log = logging.getLogger(__name__)
 
 
 def _register_secrets(cfg: VigilConfig) -> None:
@@ -43,15 +48,43 @@ def run_nvr(cfg: VigilConfig, ready: threading.Event | None = None) -> None:
         nvr.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    if ready is not None:
-        ready.set()
+    server = None
     try:
+        if cfg.api.enabled:
+            server = start_api(nvr)
+            log.info("web UI and API on %s", server.url)
+            console.print(f"[bold]web UI:[/] {server.url}/", highlight=False)
+        if ready is not None:
+            ready.set()
         while not nvr.wait(1.0):
             pass
+    except RuntimeError as exc:  # the API could not start (port in use, bad certificate)
+        log.error("%s", exc)
+        nvr.request_stop()
+        raise typer.Exit(1) from None
     finally:
+        if server is not None:
+            server.stop()
         nvr.stop()
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def start_api(nvr: NVR) -> ApiServer:
+    """Serve the API and the web UI from the recorder process, over its live state."""
+    from vigil.api.live import router as live_router
+    from vigil.web.mount import web_router
+
+    assert nvr.index is not None and nvr.notifier is not None
+    ctx = AppContext(
+        nvr.config,
+        nvr.index,
+        keys=nvr.keys,
+        events=nvr.notifier.store,
+        nvr=nvr,
+        live_snapshot=nvr.live.snapshot,
+    )
+    return serve(ctx, routers=(live_router, web_router()))
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -81,6 +114,7 @@ def demo(
         Path, typer.Option("--dir", help="Where the demo keeps its config and footage.")
     ] = Path("demo-data"),
     port: Annotated[int, typer.Option(help="RTSP port of the simulated cameras (0: any).")] = 0,
+    web_port: Annotated[int, typer.Option(help="Port of the web UI on 127.0.0.1.")] = 8080,
 ) -> None:
     """Start three simulated cameras (real footage over a real RTSP server) and record them."""
     from vigil.sim.controller import SimCamera, Simulator
@@ -110,6 +144,9 @@ def demo(
                 "min_free_percent": 2,
             },
             "recording": {"segment_seconds": 60},
+            # Plain HTTP on the loopback interface only: nothing leaves this machine, and a
+            # browser shows no certificate warning. Real installations keep TLS on.
+            "api": {"host": "127.0.0.1", "port": web_port, "tls": {"enabled": False}},
             "retention": {"max_age": "1d", "max_bytes": "2GB"},
             "cameras": [
                 {
@@ -136,6 +173,7 @@ def demo(
             f"  in another terminal: [bold].venv/bin/vigil status -c {cfg_path}[/]\n"
             f"                       [bold].venv/bin/vigil recordings list -c {cfg_path}[/]\n"
             f"                       [bold].venv/bin/vigil events list -c {cfg_path}[/]\n"
+            f"  web UI: [bold]http://127.0.0.1:{web_port}/[/] (first visit: create the admin)\n"
             "  stop with Ctrl-C",
             highlight=False,
         )

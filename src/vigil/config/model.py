@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from vigil.config.analytics_model import CameraAnalytics, EvidenceConfig
+from vigil.config.api_model import ApiConfig
 from vigil.config.events_model import EventsConfig
 from vigil.config.units import parse_bytes, parse_duration
 
@@ -284,6 +285,9 @@ class VigilConfig(StrictModel):
     )
     events: EventsConfig = Field(
         default=EventsConfig(), description="Event retention, MQTT and webhooks."
+    )
+    api: ApiConfig = Field(
+        default=ApiConfig(), description="The HTTP API and web UI served by `vigil run`."
     )
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 

@@ -21,16 +21,19 @@ from sqlalchemy import func, select
 
 from vigil.analytics.build import DetectorError, build_pipeline
 from vigil.analytics.sink import AnalyticsSink
+from vigil.config.analytics_model import CameraAnalytics
 from vigil.config.model import CameraConfig, VigilConfig
 from vigil.events.notifier import Notifier, build_notifier
 from vigil.evidence.chain import install_chain
 from vigil.evidence.keys import KeyStore
 from vigil.evidence.report import EvidenceError
+from vigil.index.auth_models import CameraSettings
 from vigil.index.db import Database
 from vigil.index.models import Camera, Segment
 from vigil.index.repository import Index
 from vigil.ingest.reader import CameraReader
 from vigil.ingest.types import PacketSink, StreamSession, TimedPacket
+from vigil.live.hub import LiveRegistry
 from vigil.record.recorder import Recorder
 from vigil.record.recovery import describe_segment, recover_storage
 from vigil.record.types import GapInfo
@@ -39,6 +42,8 @@ from vigil.storage.retention import Retention
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
+# The parts of a camera's analytics that the web UI edits (table camera_settings).
+_EDITABLE = ("zones", "lines", "motion_masks", "privacy_masks")
 
 
 class StartupError(RuntimeError):
@@ -80,6 +85,7 @@ class CameraUnit:
     analytics: AnalyticsSink | None = None
     analytics_error: str | None = None
     online: bool | None = None  # last state told to the notifier
+    settings_version: int = 0  # camera_settings version the pipeline was built from
 
     def readers(self) -> list[CameraReader]:
         return [r for r in (self.reader, self.sub_reader) if r is not None]
@@ -98,6 +104,7 @@ class NVR:
         self.retention: Retention | None = None
         self.keys: KeyStore | None = None
         self.notifier: Notifier | None = None
+        self.live = LiveRegistry()
         self.extra_setup: list[Callable[[Index], None]] = []
         self._lock_fd: int | None = None
 
@@ -214,6 +221,7 @@ class NVR:
             analytics_on_sub = False
             if cam.analytics.enabled:
                 unit.analytics, unit.analytics_error = self._analytics_for(cam)
+                unit.settings_version = self._analytics_settings(cam)[1]
                 analytics_on_sub = cam.analytics.stream != "main" and cam.sub is not None
                 if unit.analytics is not None and not analytics_on_sub:
                     sinks.append(unit.analytics)
@@ -225,16 +233,20 @@ class NVR:
                 config=self.config.ingest,
                 audio=cam.recording.audio,
             )
-            if cam.sub is not None and unit.analytics is not None and analytics_on_sub:
+            self.live.attach(unit.reader)
+            if cam.sub is not None:
+                # The substream serves the live grid and, usually, analytics: one
+                # connection for both, none per viewer.
                 unit.sub_reader = CameraReader(
                     cam.name,
                     cam.sub,
-                    [unit.analytics],
+                    [unit.analytics] if unit.analytics is not None and analytics_on_sub else [],
                     credentials=cam.credentials,
                     config=self.config.ingest,
                     stream="sub",
                     audio=False,
                 )
+                self.live.attach(unit.sub_reader)
             self.units[cam.name] = unit
         for unit in self.units.values():
             for reader in unit.readers():
@@ -245,12 +257,47 @@ class NVR:
             "recording %d camera(s) into %s", len(self.units), self.root, extra={"node": self.node}
         )
 
+    def _analytics_settings(self, cam: CameraConfig) -> tuple[CameraAnalytics, int]:
+        """The camera's analytics config with the zones, lines and masks edited through the
+        API (table ``camera_settings``) laid over the YAML ones, and that edit's version."""
+        assert self.index is not None
+        with self.index.db.session() as s:
+            row = s.get(CameraSettings, cam.name)
+            if row is None:
+                return cam.analytics, 0
+            doc = {
+                **cam.analytics.model_dump(mode="json"),
+                **{k: v for k, v in (row.settings or {}).items() if k in _EDITABLE},
+            }
+            return CameraAnalytics.model_validate(doc), row.version
+
+    def apply_settings(self) -> None:
+        """Rebuild the pipeline of every camera whose settings were edited since."""
+        for name, unit in self.units.items():
+            if unit.analytics is None:
+                continue
+            try:
+                analytics, version = self._analytics_settings(unit.config)
+                if version == unit.settings_version:
+                    continue
+                assert self.notifier is not None
+                pipeline = build_pipeline(
+                    name, analytics, self.notifier.on_event, self.notifier.on_activity
+                )
+            except (DetectorError, ValueError, OSError) as exc:
+                log.error("%s: edited analytics settings not applied: %s", name, exc)
+                continue
+            unit.settings_version = version
+            unit.analytics.replace_pipeline(pipeline)
+            log.info("%s: analytics settings version %d applied", name, version)
+
     def _analytics_for(self, cam: CameraConfig) -> tuple[AnalyticsSink | None, str | None]:
         """A camera's analytics, or the reason it cannot run (recording goes on anyway)."""
         assert self.notifier is not None
         try:
+            analytics, _version = self._analytics_settings(cam)
             pipeline = build_pipeline(
-                cam.name, cam.analytics, self.notifier.on_event, self.notifier.on_activity
+                cam.name, analytics, self.notifier.on_event, self.notifier.on_activity
             )
         except (DetectorError, ValueError, OSError) as exc:
             message = f"analytics disabled: {exc}"
@@ -273,6 +320,7 @@ class NVR:
                 unit.analytics.close()
         if self.notifier is not None:
             self.notifier.stop()
+        self.live.close()
         for t in self._threads:
             t.join(timeout=5.0)
         self.write_status()
@@ -307,8 +355,9 @@ class NVR:
         while not self._stop.wait(STATUS_INTERVAL):
             try:
                 self.write_status()
+                self.apply_settings()
             except Exception:
-                log.exception("could not write camera status")
+                log.exception("could not write camera status or apply settings")
 
     def write_status(self) -> None:
         if self.index is None:
