@@ -11,12 +11,12 @@ demo: setup
 # pytest exits 5 when it collects no test; that is not a failure of the project.
 test: setup
 	@bash scripts/services.sh
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests $(wildcard bench)
 	.venv/bin/mypy
 	.venv/bin/pytest; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 lint: setup
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests $(wildcard bench)
 	.venv/bin/mypy
 
 bench-record: setup
