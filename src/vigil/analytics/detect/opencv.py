@@ -60,7 +60,7 @@ class HogPeopleDetector:
         win_stride: int = 8,
         margin: float = 0.2,
         target_person_px: float = 110.0,
-        max_scale: float = 3.5,
+        max_scale: float = 2.0,
         full_frame_width: int = 640,
         batch: bool = False,
         haar_fullbody: bool = False,
