@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Both install what they need first.
-.PHONY: setup demo test lint bench-record
+.PHONY: setup demo test lint bench-record bench-playback bench-analytics bench-web
 
 setup:
 	@bash scripts/setup.sh
@@ -21,3 +21,12 @@ lint: setup
 
 bench-record: setup
 	.venv/bin/python bench/record.py
+
+bench-playback: setup
+	.venv/bin/python bench/playback.py
+
+bench-analytics: setup
+	.venv/bin/python bench/analytics.py
+
+bench-web: setup
+	.venv/bin/python bench/web.py
