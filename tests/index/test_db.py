@@ -115,3 +115,38 @@ def test_status_roundtrip(index: Index) -> None:
     index.write_status("cam1", state="offline", recording="idle", detail="connection refused")
     (row,) = index.statuses()
     assert (row.camera, row.state, row.detail) == ("cam1", "offline", "connection refused")
+
+
+def test_retry_locked_retries_only_lock_errors() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from vigil.index.repository import retry_locked
+
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return "ok"
+
+    assert retry_locked(flaky, first_delay=0.001) == "ok" and len(calls) == 3
+
+    def broken() -> None:
+        raise OperationalError("INSERT", {}, Exception("no such table: x"))
+
+    with pytest.raises(OperationalError):
+        retry_locked(broken, first_delay=0.001)
+
+
+def test_concurrent_segment_inserts_all_land(index: Index, tmp_path: Path) -> None:
+    """Many cameras closing segments in the same instant: every row is indexed."""
+    import threading
+
+    infos = [_info(tmp_path, f"cam{i}", 0) for i in range(40)]
+    threads = [threading.Thread(target=index.segment_closed, args=(i,)) for i in infos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(index.segments()) == 40

@@ -3,13 +3,16 @@ share one set of queries and one place where write ordering is enforced."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from vigil.index.db import Database
@@ -23,6 +26,31 @@ SegmentHook = Callable[[Session, Segment], None]
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+_T = TypeVar("_T")
+
+
+def retry_locked(fn: Callable[[], _T], attempts: int = 8, first_delay: float = 0.05) -> _T:
+    """Run a write transaction, retrying when SQLite reports the database locked.
+
+    SQLite's busy timeout does not help a transaction that read first and then wants to
+    write while another connection writes (it fails at once to avoid a deadlock); with a
+    hundred cameras cutting segments in the same second that happens. The transaction is
+    rolled back on failure, so running it again is safe.
+    """
+    delay = first_delay
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,9 @@ class Index:
     def segment_closed(self, info: SegmentInfo) -> None:
         cid = self.camera_id(info.camera)
         rel = self.relpath(info.path)
+        retry_locked(lambda: self._insert_segment(cid, rel, info))
+
+    def _insert_segment(self, cid: int, rel: str, info: SegmentInfo) -> None:
         with self.db.session() as s:
             if s.scalar(select(Segment.id).where(Segment.path == rel)) is not None:
                 return  # idempotent: recovery may report a file twice after a crash
@@ -117,17 +148,21 @@ class Index:
         if info.end_us <= info.start_us:
             return
         cid = self.camera_id(info.camera)
-        with self.db.session() as s:
-            s.add(
-                Gap(
-                    camera_id=cid,
-                    start_us=info.start_us,
-                    end_us=info.end_us,
-                    reason=info.reason,
-                    detail=info.detail,
+
+        def insert() -> None:
+            with self.db.session() as s:
+                s.add(
+                    Gap(
+                        camera_id=cid,
+                        start_us=info.start_us,
+                        end_us=info.end_us,
+                        reason=info.reason,
+                        detail=info.detail,
+                    )
                 )
-            )
-            s.commit()
+                s.commit()
+
+        retry_locked(insert)
 
     # -- queries -------------------------------------------------------------------------------
     def segments(
@@ -290,17 +325,36 @@ class Index:
 
     # -- health ---------------------------------------------------------------------------------
     def write_status(self, camera: str, **fields: object) -> None:
-        cid = self.camera_id(camera)
-        fields["updated_us"] = now_us()
-        with self.db.session() as s:
-            exists = s.scalar(select(CameraStatus.camera_id).where(CameraStatus.camera_id == cid))
-            if exists is None:
-                s.add(CameraStatus(camera_id=cid, **fields))
-            else:
-                s.execute(
-                    update(CameraStatus).where(CameraStatus.camera_id == cid).values(**fields)
+        self.write_statuses({camera: fields})
+
+    def write_statuses(self, rows: dict[str, dict[str, object]]) -> None:
+        """Health of several cameras in one transaction (one commit, not one per camera)."""
+        ids = {camera: self.camera_id(camera) for camera in rows}
+        stamp = now_us()
+
+        def write() -> None:
+            with self.db.session() as s:
+                existing = set(
+                    s.scalars(
+                        select(CameraStatus.camera_id).where(
+                            CameraStatus.camera_id.in_(list(ids.values()))
+                        )
+                    )
                 )
-            s.commit()
+                for camera, fields in rows.items():
+                    cid = ids[camera]
+                    values = {**fields, "updated_us": stamp}
+                    if cid in existing:
+                        s.execute(
+                            update(CameraStatus)
+                            .where(CameraStatus.camera_id == cid)
+                            .values(**values)
+                        )
+                    else:
+                        s.add(CameraStatus(camera_id=cid, **values))
+                s.commit()
+
+        retry_locked(write)
 
     def statuses(self) -> list[StatusRow]:
         q = select(Camera.name, CameraStatus).join(

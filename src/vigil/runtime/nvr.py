@@ -16,12 +16,14 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from vigil.analytics.build import DetectorError, build_pipeline
-from vigil.analytics.sink import AnalyticsSink
 from vigil.config.analytics_model import CameraAnalytics
+
+if TYPE_CHECKING:
+    from vigil.analytics.sink import AnalyticsSink
 from vigil.config.model import CameraConfig, VigilConfig
 from vigil.events.notifier import Notifier, build_notifier
 from vigil.evidence.chain import install_chain
@@ -273,6 +275,8 @@ class NVR:
 
     def apply_settings(self) -> None:
         """Rebuild the pipeline of every camera whose settings were edited since."""
+        from vigil.analytics.build import DetectorError, build_pipeline
+
         for name, unit in self.units.items():
             if unit.analytics is None:
                 continue
@@ -292,7 +296,12 @@ class NVR:
             log.info("%s: analytics settings version %d applied", name, version)
 
     def _analytics_for(self, cam: CameraConfig) -> tuple[AnalyticsSink | None, str | None]:
-        """A camera's analytics, or the reason it cannot run (recording goes on anyway)."""
+        """A camera's analytics, or the reason it cannot run (recording goes on anyway).
+        Imported here: OpenCV and ONNX Runtime cost ~45 MB that a recorder without
+        analytics should not pay."""
+        from vigil.analytics.build import DetectorError, build_pipeline
+        from vigil.analytics.sink import AnalyticsSink
+
         assert self.notifier is not None
         try:
             analytics, _version = self._analytics_settings(cam)
@@ -362,6 +371,7 @@ class NVR:
     def write_status(self) -> None:
         if self.index is None:
             return
+        rows: dict[str, dict[str, object]] = {}
         for name, unit in self.units.items():
             h = unit.reader.health()
             state: str = h.state
@@ -384,18 +394,19 @@ class NVR:
             if self.notifier is not None and online != unit.online:
                 unit.online = online
                 self.notifier.on_camera_state(name, online)
-            self.index.write_status(
-                name,
-                state=state,
-                recording=recording,
-                detail=detail,
-                fps=h.fps,
-                bitrate=h.bitrate_bps,
-                last_packet_us=h.last_packet_wall_us,
-                reconnects=h.reconnects,
-                codec=h.codec or "",
-                width=h.width,
-                height=h.height,
-                since_us=h.since_wall_us or None,
-                node=self.node,
-            )
+            rows[name] = {
+                "state": state,
+                "recording": recording,
+                "detail": detail,
+                "fps": h.fps,
+                "bitrate": h.bitrate_bps,
+                "last_packet_us": h.last_packet_wall_us,
+                "reconnects": h.reconnects,
+                "codec": h.codec or "",
+                "width": h.width,
+                "height": h.height,
+                "since_us": h.since_wall_us or None,
+                "node": self.node,
+            }
+        if rows:
+            self.index.write_statuses(rows)
