@@ -475,6 +475,7 @@ def _route_packets(
         # Per stream: PyAV timestamp - timestamp stored in the file (FFmpeg subtracts a
         # track's edit list); learnt from the first packet of the stream.
         offsets: dict[int, int] = {}
+        per_stream: dict[int, tuple[bool, int, int, int]] = {}
         first_dts: dict[int, int] = {}
         for t in tracks:
             for f in src.layout.fragments:
@@ -500,17 +501,29 @@ def _route_packets(
                     break  # past the last fragment used (or into a truncated tail)
                 if pos >= 0 and pos < skip_pos:
                     continue
-                track = _stream_track(tracks, stream)
-                if track is None:
+                conv = per_stream.get(tid)
+                if conv is None:
+                    # Once per stream, not per packet: Fraction arithmetic on every packet
+                    # was a measurable share of export time (bench/playback.py).
+                    tb = stream.time_base
+                    if _stream_track(tracks, stream) is None or tb is None:
+                        conv = per_stream[tid] = (False, 0, 1, 0)
+                    else:
+                        conv = per_stream[tid] = (
+                            True,
+                            tb.numerator * 1_000_000,
+                            tb.denominator,
+                            round(route.shift / tb) - offsets[tid],
+                        )
+                usable, us_num, us_den, delta = conv
+                if not usable:
                     continue
-                tb = stream.time_base
-                if tb is None:
-                    continue
-                shift_ticks = round(route.shift / tb)
-                pts = pkt.pts - offsets[tid] + shift_ticks
-                dts = pkt.dts - offsets[tid] + shift_ticks
-                out_pts_us = round(pts * tb * 1_000_000)
-                out_dts_us = round(dts * tb * 1_000_000)
+                pts = pkt.pts + delta
+                dts = pkt.dts + delta
+                # x * tb in µs, rounded half up in integers (round() would round half to
+                # even: a half-microsecond difference that matters nowhere)
+                out_pts_us = (2 * pts * us_num + us_den) // (2 * us_den)
+                out_dts_us = (2 * dts * us_num + us_den) // (2 * us_den)
                 if stream is v_in:
                     if video_done:
                         continue
