@@ -1006,7 +1006,11 @@ def nvr_runner(argv: Sequence[str]) -> int:
                 ctx.thread_type = "SLICE"
             return ctx
 
-    nvr_mod.AnalyticsSink = BenchSink  # type: ignore[misc]
+    # The recorder imports the sink lazily (from its module) when it builds a camera's
+    # analytics, so the harness replaces it there.
+    import vigil.analytics.sink as sink_mod
+
+    sink_mod.AnalyticsSink = BenchSink  # type: ignore[misc]
     if a.hog_scale:
         import vigil.analytics.detect.opencv as hog_mod
 
