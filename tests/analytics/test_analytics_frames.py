@@ -43,8 +43,12 @@ def test_source_decodes_at_target_rate_and_scales(vtest_path: Path) -> None:
 def test_slow_consumer_drops_oldest_never_blocks(vtest_path: Path) -> None:
     src = FrameSource(vtest_path, target_fps=5, width=320, queue_size=2).start()
     deadline = time.monotonic() + 30
-    while src.decoded < 795 and time.monotonic() < deadline:  # consumer "busy": reads nothing
+    # The consumer is "busy" and reads nothing until the producer has finished its work
+    # (every frame decoded and every kept frame offered to the queue).
+    while src.kept < 398 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert src._thread is not None
+    src._thread.join(10)
     frames = list(src)
     src.stop()
     assert src.decoded == 795  # the producer ran to the end without waiting for us
