@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from vigil.api.auth import current_principal
-from vigil.api.authz import Principal, authorize, visible_cameras
+from vigil.api.authz import Principal, authorize, can, visible_cameras
 from vigil.api.errors import ApiError
 from vigil.api.params import TIME_DESCRIPTION, parse_time
 from vigil.api.routes.common import ERROR_RESPONSES, Auth, State
@@ -53,6 +53,11 @@ def _event_for(state: ApiState, principal: Principal, event_id: str) -> EventRec
         raise ApiError(404, "not_found", "no such event")
     authorize(principal, "view_recordings", rec.camera)
     return rec
+
+
+# A camera name no real camera can have ('*' is not allowed in names): a principal that may
+# act on it holds that right for every camera, present or future.
+_ANY_CAMERA = "*"
 
 
 def _event_json(rec: EventRecord) -> dict[str, Any]:
@@ -97,6 +102,10 @@ def search_events(
         cams = list(dict.fromkeys(camera))
     else:
         cams = allowed
+    # Someone who may see every camera (admin, or a '*' grant) needs no camera filter, and
+    # a long "camera IN (...)" list stops the database from walking the time index in
+    # order (bench/web.py: 0.3-1.8 s per page over 1M events with it, under 5 ms without).
+    everything = can(principal, "view_recordings", _ANY_CAMERA) and camera is None
     for what, values in (("label", label), ("zone", zone)):
         for v in values or ():
             if len(v) > 64:
@@ -109,7 +118,7 @@ def search_events(
         return {"events": [], "next_cursor": None}
     try:
         page = state.events.search(
-            camera=cams,
+            camera=None if everything else cams,
             label=label,
             zone=zone,
             start_us=s,
