@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from vigil.config.events_model import EventsConfig
@@ -395,12 +395,10 @@ class EventStore:
             q = q.where(EventRow.end_us.is_(None) if ongoing else EventRow.end_us.is_not(None))
         if cursor is not None:
             c_start, c_id = decode_cursor(cursor)
-            q = q.where(
-                or_(
-                    EventRow.start_us < c_start,
-                    and_(EventRow.start_us == c_start, EventRow.id < c_id),
-                )
-            )
+            # A row-value comparison, which SQLite (>= 3.15) and PostgreSQL both turn into
+            # one range scan of the (start_us, id) index; the equivalent OR of two terms
+            # became a multi-index OR plus a sort (bench/web.py: 0.3-0.7 s vs ~1 ms).
+            q = q.where(tuple_(EventRow.start_us, EventRow.id) < tuple_(c_start, c_id))
         q = q.order_by(EventRow.start_us.desc(), EventRow.id.desc()).limit(limit + 1)
         with self.db.session() as s:
             rows = s.execute(q).all()
