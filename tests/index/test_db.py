@@ -150,3 +150,12 @@ def test_concurrent_segment_inserts_all_land(index: Index, tmp_path: Path) -> No
     for t in threads:
         t.join()
     assert len(index.segments()) == 40
+
+
+def test_optimize_gathers_planner_statistics(index: Index, tmp_path: Path) -> None:
+    for i in range(20):
+        index.segment_closed(_info(tmp_path, "cam1", i * 60_000_000))
+    index.db.optimize()
+    with index.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1").all()
+    assert ("segments",) in rows

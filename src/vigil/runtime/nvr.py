@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from vigil.storage.retention import Retention
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 2.0
+OPTIMIZE_INTERVAL = 3600.0  # seconds between refreshes of the index's planner statistics
 # The parts of a camera's analytics that the web UI edits (table camera_settings).
 _EDITABLE = ("zones", "lines", "motion_masks", "privacy_masks")
 
@@ -351,11 +353,15 @@ class NVR:
 
     def _retention_loop(self) -> None:
         assert self.retention is not None
+        next_optimize = 0.0
         while not self._stop.is_set():
             try:
                 self.retention.run_once()
                 if self.notifier is not None:
                     self.notifier.store.purge()
+                if self.db is not None and time.monotonic() >= next_optimize:
+                    self.db.optimize()
+                    next_optimize = time.monotonic() + OPTIMIZE_INTERVAL
             except Exception:
                 log.exception("retention pass failed (will retry)")
             self._stop.wait(self.config.storage.retention_interval)
