@@ -1360,14 +1360,16 @@ def raw_statement(
     p: dict[str, Any],
     cams_all: list[str],
     *,
-    all_cams_filter: bool = True,
-    row_cursor: bool = False,
+    all_cams_filter: bool = False,
+    or_cursor: bool = False,
 ) -> Any:
-    """The SELECT ``EventStore.search`` issues for the API's parameters, in SQLAlchemy Core
-    (same filters, order and limit + 1). The keyword arguments are the what-if rewrites:
-    ``all_cams_filter=False`` leaves out the ``cameras.name IN (...)`` the route adds when
-    the caller may see every camera; ``row_cursor`` compares ``(start_us, id)`` as a row
-    value instead of ``start_us < s OR (start_us = s AND id < i)``."""
+    """The SELECT ``EventStore.search`` issues for the API's parameters when an admin asks
+    (same filters, order and limit + 1), in SQLAlchemy Core; :func:`measure_search` checks
+    it against the SQL the store really sent. The keyword arguments bring back the forms
+    of Vigil before commits e0da241 and 374d526, for comparison: ``all_cams_filter`` adds
+    ``cameras.name IN (<every camera>)``, which the route used to pass for a caller who may
+    see every camera; ``or_cursor`` writes the cursor as ``start_us < s OR (start_us = s
+    AND id < i)`` instead of the row value ``(start_us, id) < (s, i)``."""
     from sqlalchemy import and_, exists, or_, select, tuple_
 
     from vigil.events.store import decode_cursor
@@ -1389,18 +1391,19 @@ def raw_statement(
         q = q.where(or_(ev.c.end_us.is_(None), ev.c.end_us >= p["start"]))
     if p.get("cursor"):
         c_start, c_id = decode_cursor(p["cursor"])
-        if row_cursor:
-            q = q.where(tuple_(ev.c.start_us, ev.c.id) < tuple_(c_start, c_id))
-        else:
+        if or_cursor:
             q = q.where(
                 or_(ev.c.start_us < c_start, and_(ev.c.start_us == c_start, ev.c.id < c_id))
             )
+        else:
+            q = q.where(tuple_(ev.c.start_us, ev.c.id) < tuple_(c_start, c_id))
     return q.order_by(ev.c.start_us.desc(), ev.c.id.desc()).limit(PAGE + 1)
 
 
-def store_search(store: Any, p: dict[str, Any], cams_all: list[str]) -> Any:
+def store_search(store: Any, p: dict[str, Any]) -> Any:
+    """What the route calls for an admin: no camera list unless cameras were asked for."""
     return store.search(
-        camera=p.get("camera") or cams_all,
+        camera=p.get("camera"),
         label=p.get("label"),
         zone=p.get("zone"),
         start_us=p.get("start"),
@@ -1408,6 +1411,35 @@ def store_search(store: Any, p: dict[str, Any], cams_all: list[str]) -> Any:
         limit=PAGE,
         cursor=p.get("cursor"),
     )
+
+
+def _sql_shape(sql: str) -> str:
+    """SQL without its column list, labels and whitespace, to compare two renderings."""
+    import re
+
+    text = " ".join(sql.split())
+    text = re.sub(r"^SELECT .*? FROM ", "SELECT ... FROM ", text)
+    text = re.sub(r"\s+AS \w+", "", text)
+    return re.sub(r"__\[POSTCOMPILE_\w+\]|\?|%\(\w+\)s", "?", text)
+
+
+def store_sql(store: Any, p: dict[str, Any]) -> str:
+    """The events SELECT that ``EventStore.search`` sends for ``p`` (captured)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def grab(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if " FROM events" in statement:
+            seen.append(statement)
+
+    engine = store.db.engine
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        store_search(store, p)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    return seen[-1] if seen else ""
 
 
 class QueryGen:
@@ -1524,7 +1556,7 @@ def measure_search(
                         got["api"] = [e["id"] for e in doc["events"]]
                         nxt = doc["next_cursor"]
                     elif how == "store":
-                        page = store_search(store, p, cams_all)
+                        page = store_search(store, p)
                         dt = time.perf_counter() - t0
                         got["store"] = [e.id for e in page.items]
                     else:
@@ -1539,6 +1571,18 @@ def measure_search(
                     if i >= warm:
                         t[how].append(dt * 1000)
                 if not checked:
+                    mine = str(
+                        raw_statement(p, cams_all, **rw).compile(
+                            raw_engine, compile_kwargs={"render_postcompile": True}
+                        )
+                    )
+                    theirs = store_sql(store, p)
+                    if not rewrite and _sql_shape(mine) != _sql_shape(theirs):
+                        print(
+                            f"  NOTE {backend} {kind}: the raw SQL baseline is not the SQL "
+                            f"EventStore.search sends:\n    bench: {_sql_shape(mine)}\n"
+                            f"    store: {_sql_shape(theirs)}"
+                        )
                     want = got.get("api")
                     if rewrite:  # the rewrite must return what the shipped query returns
                         want = [r.id for r in conn.execute(raw_statement(p, cams_all)).all()][:PAGE]
@@ -1634,11 +1678,18 @@ def bench_search(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             part_header(f"3. search: {backend}, bulk insert of {args.events:,} events", args)
             info = fill_events(url, args.events, args.seed, now_us)
             info["deep_cursor"] = deep_cursor(url, min(args.deep_rows, args.events - 1000))
-            results["fill"][backend] = {k: v for k, v in info.items() if k != "deep_cursor"}
+            results["fill"][backend] = info
             print(f"  inserted in {info['insert_s']:.0f} s ({info['zone_rows']:,} zone rows)")
             vigil = VigilProc(root, search_vigil_config(root, url))
             stack.callback(vigil.stop)
             vigil.start()
+            if backend == "sqlite":
+                waited = wait_sqlite_stats(url)
+                info["stats_after_s"] = waited
+                print(
+                    "  planner statistics (the recorder's ANALYZE): "
+                    + (f"present after {waited:.1f} s" if waited is not None else "NONE after 90 s")
+                )
             load = part_header(f"3. search: {backend}, queries", args)
             rows = measure_search(backend, url, vigil, info, args)
             for r in rows:
@@ -1649,6 +1700,29 @@ def bench_search(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return results
 
 
+def wait_sqlite_stats(url: str, timeout: float = 90.0) -> float | None:
+    """Seconds until the recorder's first ``ANALYZE`` left planner statistics in the
+    SQLite index (None if none appeared): the shipped state of a running Vigil."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < timeout:
+            with engine.connect() as conn:
+                if (
+                    conn.exec_driver_sql(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+                    ).scalar()
+                    and conn.exec_driver_sql("SELECT count(*) FROM sqlite_stat1").scalar()
+                ):
+                    return time.monotonic() - t0
+            time.sleep(0.5)
+        return None
+    finally:
+        engine.dispose()
+
+
 def what_if(
     backend: str,
     url: str,
@@ -1657,43 +1731,35 @@ def what_if(
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Fixes tried on the bench database only (``src/`` is not touched): query rewrites
-    measured as raw SQL, then (SQLite) ANALYZE measured through the API again."""
+    """Comparisons on the bench database only (``src/`` is not touched): the query forms
+    Vigil used before e0da241/374d526 as raw SQL, and (SQLite) the shipped queries without
+    planner statistics (``sqlite_stat1`` dropped, as before the recorder's first ANALYZE),
+    through the API; the statistics are rebuilt afterwards."""
     from sqlalchemy import create_engine
 
     load = part_header(f"3. search: {backend}, what-if", args)
-    missed = tuple(r["kind"] for r in rows if r["api_p99"] >= TARGET_SEARCH_P99_MS)
     out: list[dict[str, Any]] = []
-    rewrites = [
+    old_forms = [
         (
-            " [SQL: no all-cameras filter]",
-            {"all_cams_filter": False},
-            tuple(k for k in missed if k not in ("camera", "camera+label")),
+            " [SQL as before e0da241: all-cameras IN list]",
+            {"all_cams_filter": True},
+            ("zone", "time range", CURSOR, DEEP),
         ),
-        (" [SQL: row-value cursor]", {"row_cursor": True}, (CURSOR, DEEP)),
-        (" [SQL: both]", {"all_cams_filter": False, "row_cursor": True}, (CURSOR, DEEP)),
+        (" [SQL as before 374d526: OR cursor]", {"or_cursor": True}, (CURSOR, DEEP)),
     ]
-    for label, rw, kinds in rewrites:
-        if kinds:
-            out += measure_search(backend, url, vigil, info, args, kinds, label, rw)
+    for label, rw, kinds in old_forms:
+        out += measure_search(backend, url, vigil, info, args, kinds, label, rw)
     if backend == "sqlite":
         engine = create_engine(url)
-        t0 = time.monotonic()
         with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat1")
+        out += measure_search(
+            backend, url, vigil, info, args, QUERY_KINDS, " [no planner statistics]"
+        )
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
             conn.exec_driver_sql("ANALYZE")
         engine.dispose()
-        print(f"  ANALYZE took {time.monotonic() - t0:.1f} s")
-        out += measure_search(backend, url, vigil, info, args, QUERY_KINDS, " [+ANALYZE]")
-        out += measure_search(
-            backend,
-            url,
-            vigil,
-            info,
-            args,
-            (CURSOR, DEEP),
-            " [+ANALYZE, SQL: row-value cursor]",
-            {"row_cursor": True},
-        )
     for r in out:
         r["load"] = load
     return out
