@@ -18,25 +18,32 @@ measuring) to learn the stamp of each.
    Debian's Chromium driven by Playwright. ``requestVideoFrameCallback`` on the live
    ``<video>`` draws the stamp strip of every presented frame into a canvas and decodes it;
    latency = ``expectedDisplayTime`` (wall clock) - send time of that frame. The page is
-   reloaded for every session, because a viewer joins at the newest keyframe and its
-   latency depends on where in the GOP it joined. A wrapper around ``WebSocket`` (init
+   reloaded for every session, because each page load settles at its own distance behind
+   the live edge during start-up (and keeps it). A wrapper around ``WebSocket`` (init
    script) records when each fMP4 fragment reached the page (its ``tfdt`` gives the frame),
    which splits the latency into server path (ingest + hub + WebSocket) and browser path
    (MSE buffering + decode + compositing). Baseline in the same run: a direct PyAV RTSP
    reader (child process, Vigil's FFmpeg options, slice-threaded decoder): decoded-frame
-   time - send time.
+   time - send time. ``--what-if`` adds page loads where a script injected by the
+   benchmark chases the live edge (playbackRate 1.25 while > 200 ms is buffered).
 2. **click**: on the same page, "15 min" zoom, then clicks at random past instants on the
    timeline canvas; from the ``pointerup`` event (which starts the seek) to the
    ``expectedDisplayTime`` of the first presented frame whose stamp is the frame sent at
-   the requested instant (within 2 frames). Resource Timing splits off the clip request.
+   the requested instant (within 2 frames). The browser's network events split off the
+   page's ``Range: bytes=0-0`` probe and the video element's request; then the probe is
+   sent directly for windows of 10 s to 4 min (first byte vs clip size).
 3. **search**: 1,000,000 synthetic events (8 cameras, 6 labels, zones, 30 days) bulk-
    inserted with SQLAlchemy Core into a fresh SQLite file and a fresh PostgreSQL database
    ``vigil_bench``; ``vigil run`` (cameras disabled) serves ``GET /api/events`` over each,
-   queried with an admin bearer token by one client, interleaved request by request with
-   the same page fetched by ``EventStore.search`` in this process and by the same SELECT in
-   raw SQLAlchemy Core on one open connection (the baselines). Queries whose API p99 misses
-   50 ms are EXPLAINed; ``--what-if`` adds candidate indexes to the bench database (never
-   to ``src/``) and measures again.
+   queried with an admin bearer token by one client (camera; camera + label; zone; a 1 h
+   time range; next page via the cursor, from the newest and from 500k events down),
+   interleaved request by request with the same page fetched by ``EventStore.search`` in
+   this process and by the same SELECT in raw SQLAlchemy Core on one open connection (the
+   baselines; the SELECT is checked against the SQL the store sends). Queries whose API p99
+   misses 50 ms are EXPLAINed (with bound parameters, as sent). ``--what-if`` measures, on
+   the bench database only (never ``src/``): the query forms of Vigil before e0da241 and
+   374d526 and one without the JOIN on ``cameras`` as raw SQL, and for SQLite the shipped
+   queries through the API without planner statistics and with a full ``ANALYZE``.
 4. **viewers**: 50 WebSocket live viewers (``websockets``, bearer token) reading
    continuously; Vigil's RSS and CPU with 0 viewers, with 50, and after they left; frames
    per second received by each viewer.
@@ -881,12 +888,13 @@ def bench_live(
     except (ValueError, IndexError):
         print(f"  PyAV reader failed: {err.decode(errors='replace')[-500:]}")
         rows = []
+    settled = rows[0][2] + 3_000_000_000 if rows else 0  # after the reader's probing burst
     for stamp, demux_ns, dec_ns in rows:
-        if stamp is None:
+        if stamp is None or dec_ns < settled:
             continue
         sent = ref.send_of(stamp, dec_ns + 5_000_000, int(10e9))
         if sent is None or not any(a <= sent <= b for a, b in res.windows):
-            continue  # only while the page was sampled (not the reader's start-up burst)
+            continue  # only while the page was sampled
         res.baseline.append((dec_ns - sent) / 1e6)
         if demux_ns is not None:
             res.baseline_demux.append((demux_ns - sent) / 1e6)
@@ -1362,6 +1370,7 @@ def raw_statement(
     *,
     all_cams_filter: bool = False,
     or_cursor: bool = False,
+    camera_ids: dict[str, int] | None = None,
 ) -> Any:
     """The SELECT ``EventStore.search`` issues for the API's parameters when an admin asks
     (same filters, order and limit + 1), in SQLAlchemy Core; :func:`measure_search` checks
@@ -1369,7 +1378,9 @@ def raw_statement(
     of Vigil before commits e0da241 and 374d526, for comparison: ``all_cams_filter`` adds
     ``cameras.name IN (<every camera>)``, which the route used to pass for a caller who may
     see every camera; ``or_cursor`` writes the cursor as ``start_us < s OR (start_us = s
-    AND id < i)`` instead of the row value ``(start_us, id) < (s, i)``."""
+    AND id < i)`` instead of the row value ``(start_us, id) < (s, i)``. ``camera_ids``
+    (name -> id) is a what-if: no JOIN with ``cameras`` (names mapped by the caller), the
+    camera filter as ``events.camera_id IN (...)``."""
     from sqlalchemy import and_, exists, or_, select, tuple_
 
     from vigil.events.store import decode_cursor
@@ -1377,10 +1388,15 @@ def raw_statement(
     from vigil.index.models import Camera
 
     ev, cam, ez = EventRow.__table__, Camera.__table__, EventZone.__table__
-    q = select(ev, cam.c.name).join(cam, cam.c.id == ev.c.camera_id)
     cams = p.get("camera")
-    if cams or all_cams_filter:
-        q = q.where(cam.c.name.in_(cams or cams_all))
+    if camera_ids is not None:
+        q = select(ev)
+        if cams or all_cams_filter:
+            q = q.where(ev.c.camera_id.in_([camera_ids[c] for c in cams or cams_all]))
+    else:
+        q = select(ev, cam.c.name).join(cam, cam.c.id == ev.c.camera_id)
+        if cams or all_cams_filter:
+            q = q.where(cam.c.name.in_(cams or cams_all))
     if p.get("label"):
         q = q.where(ev.c.label.in_(p["label"]))
     if p.get("zone"):
@@ -1430,7 +1446,7 @@ def store_sql(store: Any, p: dict[str, Any]) -> str:
     seen: list[str] = []
 
     def grab(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        if " FROM events" in statement:
+        if "FROM events" in statement:
             seen.append(statement)
 
     engine = store.db.engine
@@ -1531,7 +1547,12 @@ def measure_search(
     store = EventStore(Index(db, vigil.root / "store"))
     raw_engine = create_engine(url)
     hows = ["raw"] if rewrite else ["api", "store", "raw"]
-    rw = rewrite or {}
+    rw = dict(rewrite or {})
+    if rw.pop("no_join", False):
+        from sqlalchemy import text
+
+        with raw_engine.connect() as c:
+            rw["camera_ids"] = dict(c.execute(text("SELECT name, id FROM cameras")).all())
     out = []
     with vigil.api() as api, raw_engine.connect() as conn:
         for kind in kinds:
@@ -1732,9 +1753,10 @@ def what_if(
     rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Comparisons on the bench database only (``src/`` is not touched): the query forms
-    Vigil used before e0da241/374d526 as raw SQL, and (SQLite) the shipped queries without
-    planner statistics (``sqlite_stat1`` dropped, as before the recorder's first ANALYZE),
-    through the API; the statistics are rebuilt afterwards."""
+    Vigil used before e0da241/374d526 and a query without the JOIN on ``cameras``, as raw
+    SQL; and (SQLite) the shipped queries through the API without planner statistics
+    (``sqlite_stat1`` dropped, as before the recorder's first ANALYZE), then with
+    statistics from a full ``ANALYZE`` instead of the recorder's ``analysis_limit=1000``."""
     from sqlalchemy import create_engine
 
     load = part_header(f"3. search: {backend}, what-if", args)
@@ -1746,6 +1768,7 @@ def what_if(
             ("zone", "time range", CURSOR, DEEP),
         ),
         (" [SQL as before 374d526: OR cursor]", {"or_cursor": True}, (CURSOR, DEEP)),
+        (" [SQL: no JOIN with cameras]", {"no_join": True}, QUERY_KINDS),
     ]
     for label, rw, kinds in old_forms:
         out += measure_search(backend, url, vigil, info, args, kinds, label, rw)
@@ -1756,10 +1779,24 @@ def what_if(
         out += measure_search(
             backend, url, vigil, info, args, QUERY_KINDS, " [no planner statistics]"
         )
+        out += measure_search(
+            backend,
+            url,
+            vigil,
+            info,
+            args,
+            QUERY_KINDS,
+            " [no planner statistics, SQL: no JOIN with cameras]",
+            {"no_join": True},
+        )
+        t0 = time.monotonic()
         with engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("ANALYZE")  # every row, unlike the recorder's analysis_limit
+        print(f"  full ANALYZE took {time.monotonic() - t0:.1f} s")
         engine.dispose()
+        out += measure_search(
+            backend, url, vigil, info, args, QUERY_KINDS, " [full ANALYZE, no analysis_limit]"
+        )
     for r in out:
         r["load"] = load
     return out
