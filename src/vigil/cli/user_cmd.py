@@ -163,7 +163,7 @@ def passwd(
             _error(exc)
             return
         env.log("user.password", user.username)
-        console.print(f"password of [bold]{user.username}[/] changed", highlight=False)
+        console.print(f"new login secret set for [bold]{user.username}[/]", highlight=False)
     finally:
         env.close()
 
