@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from vigil.analytics.geometry import Box
 from vigil.analytics.pipeline import AnalyticsEvent
-from vigil.events.store import EventStore, decode_cursor, encode_cursor
+from vigil.events.store import MAX_BRANCHES, EventStore, decode_cursor, encode_cursor
 from vigil.index.db import Database
 from vigil.index.models import Hold
 from vigil.index.repository import Index, now_us
@@ -247,6 +247,117 @@ def test_pagination_is_stable_under_inserts(index: Index) -> None:
         cursor = page.next_cursor
     assert ids == expected
     assert store.search(limit=1).items[0].id == f"late-{n:03d}"
+
+
+def test_search_maps_camera_ids_to_names(index: Index) -> None:
+    """Search reads events alone and names cameras from a lookup: every record must carry
+    its own camera's name, also for cameras created after the lookup was first read."""
+    # camera ids in an order unrelated to the names (and to any sort of them)
+    for name in ("zulu", "alpha", "mike"):
+        index.camera_id(name)
+    store = make_store(index)
+    for i, cam in enumerate(["mike", "zulu", "alpha", "zulu", "mike", "alpha"]):
+        store.apply(FakeEvent("end", cam, f"{cam}-{i}", start_time=T0 + i, end_time=T0 + i))
+    got = store.search().items
+    assert [(r.id, r.camera) for r in got] == [(r.id, r.id.split("-")[0]) for r in got]
+    assert len(got) == 6
+    for cam in ("zulu", "alpha", "mike"):
+        assert {r.id.split("-")[0] for r in store.search(camera=cam).items} == {cam}
+        assert {r.camera for r in store.search(camera=cam).items} == {cam}
+
+    # Another writer (a second process) adds a camera and events after this store cached
+    # its lookup: the new id is named, and a filter by the new name finds it.
+    other = make_store(Index(index.db, index.root))
+    other.apply(FakeEvent("end", "bravo", "bravo-1", start_time=T0 + 50, end_time=T0 + 51))
+    newest = store.search(limit=1).items[0]
+    assert (newest.id, newest.camera) == ("bravo-1", "bravo")
+    assert [r.id for r in store.search(camera="bravo").items] == ["bravo-1"]
+    other.apply(FakeEvent("end", "yankee", "yankee-1", start_time=T0 + 60, end_time=T0 + 61))
+    assert [r.id for r in store.search(camera=["yankee", "alpha"]).items] == [
+        "yankee-1",
+        "alpha-5",
+        "alpha-2",
+    ]
+    assert store.search(camera=["nope", "nada"]).items == []
+
+
+def _populate_many(store: EventStore, n: int, cameras: list[str], seed: int) -> list[FakeEvent]:
+    rng = random.Random(seed)
+    out: list[FakeEvent] = []
+    for i in range(n):
+        cam = rng.choice(cameras)
+        start = T0 + rng.randrange(0, n // 3) * 10  # many ties on start, broken by id
+        ev = FakeEvent(
+            "end" if rng.random() < 0.8 else "start",
+            cam,
+            f"{cam}-{i:04d}",
+            track_id=i,
+            label=rng.choice(["person", "car", "dog"]),
+            start_time=start,
+            end_time=start + rng.randrange(1, 30),
+            zones=tuple(z for z in ("yard", "door") if rng.random() < 0.4),
+        )
+        store.apply(ev)
+        out.append(ev)
+    return out
+
+
+@pytest.mark.parametrize("limit", [1, 7, 50])
+def test_search_pages_over_camera_and_label_lists(index: Index, limit: int) -> None:
+    """Lists of cameras and labels (one SELECT per camera and label under a UNION ALL, or
+    an IN filter past MAX_BRANCHES) page exactly like a brute-force filter and sort: no
+    event twice, none missing, none of another camera, across every page boundary."""
+    cameras = [f"c{k:02d}" for k in range(40)]
+    store = make_store(index)
+    events = _populate_many(store, 400, cameras, seed=3)
+    assert MAX_BRANCHES < 36
+
+    def ongoing(e: FakeEvent) -> bool:
+        return e.kind == "start"
+
+    def all_pages(**kw: object) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:
+            page = store.search(limit=limit, cursor=cursor, **kw)  # type: ignore[arg-type]
+            assert len(page.items) <= limit
+            for r in page.items:
+                assert r.id.split("-")[0] == r.camera
+            ids += [r.id for r in page.items]
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    def expect(cams: list[str] | None, labels: list[str] | None, **kw: object) -> list[str]:
+        sel = [
+            e
+            for e in events
+            if (cams is None or e.camera in cams)
+            and (labels is None or e.label in labels)
+            and ("zone" not in kw or kw["zone"] in e.zones)
+            and ("ongoing" not in kw or ongoing(e) == kw["ongoing"])
+            and ("start_us" not in kw or ongoing(e) or e.end_time * US >= kw["start_us"])  # type: ignore[operator]
+            and ("end_us" not in kw or e.start_time * US < kw["end_us"])  # type: ignore[operator]
+        ]
+        return [e.event_id for e in sorted(sel, key=_key, reverse=True)]
+
+    lo, hi = int((T0 + 300) * US), int((T0 + 900) * US)
+    cases: list[tuple[list[str] | None, list[str] | None, dict[str, object]]] = [
+        (cameras[:2], None, {}),
+        (cameras[5:8], None, {"start_us": lo, "end_us": hi}),
+        (None, ["dog", "car"], {}),
+        (cameras[:3], ["person", "dog"], {"zone": "door"}),  # 6 branches
+        (cameras[:12], ["person", "car", "dog"], {}),  # 36 > MAX_BRANCHES: labels IN
+        (cameras[:35], None, {"ongoing": False}),  # more than MAX_BRANCHES cameras
+        (cameras[:35], ["car", "dog"], {"ongoing": True}),
+        ([*cameras[:33], "not-a-camera"], None, {"start_us": lo}),
+    ]
+    for cams, labels, kw in cases:
+        want = expect(cams, labels, **kw)
+        assert want, (cams, labels, kw)  # the case is not vacuous
+        assert len(set(want)) < len(events)
+        got = all_pages(camera=cams, label=labels, **kw)
+        assert got == want, (cams, labels, kw)
 
 
 def test_persistence_across_restart(tmp_path: Path) -> None:
