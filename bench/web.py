@@ -36,14 +36,16 @@ measuring) to learn the stamp of each.
    inserted with SQLAlchemy Core into a fresh SQLite file and a fresh PostgreSQL database
    ``vigil_bench``; ``vigil run`` (cameras disabled) serves ``GET /api/events`` over each,
    queried with an admin bearer token by one client (camera; camera + label; zone; a 1 h
-   time range; next page via the cursor, from the newest and from 500k events down),
-   interleaved request by request with the same page fetched by ``EventStore.search`` in
-   this process and by the same SELECT in raw SQLAlchemy Core on one open connection (the
-   baselines; the SELECT is checked against the SQL the store sends). Queries whose API p99
-   misses 50 ms are EXPLAINed (with bound parameters, as sent). ``--what-if`` measures, on
-   the bench database only (never ``src/``): the query forms of Vigil before e0da241 and
-   374d526 and one without the JOIN on ``cameras`` as raw SQL, and for SQLite the shipped
-   queries through the API without planner statistics and with a full ``ANALYZE``.
+   time range; next page via the cursor, from the newest and from 500k events down; 3
+   cameras, first page and next pages, which is also the SQL for a user granted 3
+   cameras), interleaved request by request with the same page fetched by
+   ``EventStore.search`` in this process and by the same SELECT in raw SQLAlchemy Core on
+   one open connection (the baselines; the SELECT is checked against the SQL the store
+   sends). Queries whose API p99 misses 50 ms are EXPLAINed (with bound parameters, as
+   sent). ``--what-if`` measures, on the bench database only (never ``src/``): as raw SQL
+   the query Vigil sent before e796752 (``events JOIN cameras``) and 3 cameras as
+   ``camera_id IN (...)``; for SQLite the shipped queries through the API, and the same
+   raw-SQL forms, without planner statistics and with sampled ones (``analysis_limit``).
 4. **viewers**: 50 WebSocket live viewers (``websockets``, bearer token) reading
    continuously; Vigil's RSS and CPU with 0 viewers, with 50, and after they left; frames
    per second received by each viewer.
@@ -1276,7 +1278,9 @@ LABELS = {"person": 0.55, "car": 0.25, "dog": 0.06, "cat": 0.05, "bicycle": 0.05
 DAYS = 30
 CURSOR = "next page (cursor)"
 DEEP = "next page, 500k deep"
-QUERY_KINDS = ("camera", "camera+label", "zone", "time range", CURSOR, DEEP)
+CAMS3 = "3 cameras"  # an explicit list, or a user granted 3 cameras: the same SQL
+CAMS3_NEXT = "3 cameras, next page"
+QUERY_KINDS = ("camera", "camera+label", "zone", "time range", CURSOR, DEEP, CAMS3, CAMS3_NEXT)
 PAGE = 48  # the events page's page size
 
 
@@ -1366,39 +1370,41 @@ def fill_events(url: str, n: int, seed: int, now_us: int) -> dict[str, Any]:
 
 def raw_statement(
     p: dict[str, Any],
-    cams_all: list[str],
+    camera_ids: dict[str, int],
     *,
-    all_cams_filter: bool = False,
-    or_cursor: bool = False,
-    camera_ids: dict[str, int] | None = None,
+    join_cameras: bool = False,
+    in_list: bool = False,
 ) -> Any:
     """The SELECT ``EventStore.search`` issues for the API's parameters when an admin asks
     (same filters, order and limit + 1), in SQLAlchemy Core; :func:`measure_search` checks
-    it against the SQL the store really sent. The keyword arguments bring back the forms
-    of Vigil before commits e0da241 and 374d526, for comparison: ``all_cams_filter`` adds
-    ``cameras.name IN (<every camera>)``, which the route used to pass for a caller who may
-    see every camera; ``or_cursor`` writes the cursor as ``start_us < s OR (start_us = s
-    AND id < i)`` instead of the row value ``(start_us, id) < (s, i)``. ``camera_ids``
-    (name -> id) is a what-if: no JOIN with ``cameras`` (names mapped by the caller), the
-    camera filter as ``events.camera_id IN (...)``."""
-    from sqlalchemy import and_, exists, or_, select, tuple_
+    it against the SQL the store really sent. ``events`` alone, cameras by id
+    (``camera_ids``: name -> id, mapped by the caller), several cameras as one ordered,
+    limited SELECT per camera under a UNION ALL. The keyword arguments are what-ifs:
+    ``join_cameras`` is the form Vigil sent before e796752 (``events JOIN cameras``,
+    cameras by name, labels first); ``in_list`` writes several cameras as
+    ``events.camera_id IN (...)`` instead of the UNION ALL."""
+    from sqlalchemy import exists, or_, select, tuple_, union_all
 
     from vigil.events.store import decode_cursor
     from vigil.index.events_models import EventRow, EventZone
     from vigil.index.models import Camera
 
     ev, cam, ez = EventRow.__table__, Camera.__table__, EventZone.__table__
+
+    def newest(q: Any) -> Any:
+        cols = q.selected_columns
+        return q.order_by(cols.start_us.desc(), cols.id.desc()).limit(PAGE + 1)
+
     cams = p.get("camera")
-    if camera_ids is not None:
-        q = select(ev)
-        if cams or all_cams_filter:
-            q = q.where(ev.c.camera_id.in_([camera_ids[c] for c in cams or cams_all]))
-    else:
+    labels = p.get("label")
+    if join_cameras:
         q = select(ev, cam.c.name).join(cam, cam.c.id == ev.c.camera_id)
-        if cams or all_cams_filter:
-            q = q.where(cam.c.name.in_(cams or cams_all))
-    if p.get("label"):
-        q = q.where(ev.c.label.in_(p["label"]))
+        if cams:
+            q = q.where(cam.c.name.in_(cams))
+        if labels:
+            q = q.where(ev.c.label.in_(labels))
+    else:
+        q = select(ev)
     if p.get("zone"):
         q = q.where(exists().where(ez.c.event_id == ev.c.id, ez.c.zone.in_(p["zone"])))
     if p.get("end") is not None:
@@ -1407,13 +1413,20 @@ def raw_statement(
         q = q.where(or_(ev.c.end_us.is_(None), ev.c.end_us >= p["start"]))
     if p.get("cursor"):
         c_start, c_id = decode_cursor(p["cursor"])
-        if or_cursor:
-            q = q.where(
-                or_(ev.c.start_us < c_start, and_(ev.c.start_us == c_start, ev.c.id < c_id))
-            )
-        else:
-            q = q.where(tuple_(ev.c.start_us, ev.c.id) < tuple_(c_start, c_id))
-    return q.order_by(ev.c.start_us.desc(), ev.c.id.desc()).limit(PAGE + 1)
+        q = q.where(tuple_(ev.c.start_us, ev.c.id) < tuple_(c_start, c_id))
+    if join_cameras:
+        return newest(q)
+    ids = sorted({camera_ids[c] for c in cams}) if cams else []
+    if len(ids) == 1:
+        q = q.where(ev.c.camera_id == ids[0])
+    elif ids and in_list:
+        q = q.where(ev.c.camera_id.in_(ids))
+    if labels:  # one label in this benchmark
+        q = q.where(ev.c.label == labels[0])
+    if len(ids) < 2 or in_list:
+        return newest(q)
+    parts = [newest(q.where(ev.c.camera_id == i)).subquery() for i in ids]
+    return newest(select(union_all(*(select(s) for s in parts)).subquery()))
 
 
 def store_search(store: Any, p: dict[str, Any]) -> Any:
@@ -1460,13 +1473,15 @@ def store_sql(store: Any, p: dict[str, Any]) -> str:
 
 class QueryGen:
     """Random parameters of each query kind (seeded); the cursor kinds follow next_cursor
-    from the newest page (or from the event ``deep_rows`` down) onwards."""
+    from the newest page (or from the event ``deep_rows`` down) onwards, the 3-camera
+    one over a fixed set of three cameras."""
 
     def __init__(self, seed: int, info: dict[str, Any], kind: str) -> None:
         self.rng = random.Random(seed)
         self.info = info
         self.cursor: str | None = info.get("deep_cursor") if kind == DEEP else None
         self.zones = sorted({z for _s, zs in CAMERAS.values() for z in zs})
+        self.trio = ["porch", "side", "shed"]  # 26 % of the events
 
     def params(self, kind: str) -> dict[str, Any]:
         r = self.rng
@@ -1479,6 +1494,10 @@ class QueryGen:
         if kind == "time range":
             start = r.randrange(self.info["first_us"], self.info["now_us"] - 3_600_000_000)
             return {"start": start, "end": start + 3_600_000_000}
+        if kind == CAMS3:
+            return {"camera": r.sample(list(CAMERAS), 3)}
+        if kind == CAMS3_NEXT:
+            return {"camera": self.trio, "cursor": self.cursor}
         return {"cursor": self.cursor}
 
 
@@ -1536,23 +1555,19 @@ def measure_search(
 ) -> list[dict[str, Any]]:
     """Per query kind: API, EventStore.search and raw Core times, interleaved request by
     request (rotating the order). With ``rewrite`` only the raw SQL is run, rewritten."""
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
     from vigil.events.store import EventStore
     from vigil.index.db import Database
     from vigil.index.repository import Index
 
-    cams_all = list(CAMERAS)
     db = Database(url, run_migrations=False)
     store = EventStore(Index(db, vigil.root / "store"))
     raw_engine = create_engine(url)
     hows = ["raw"] if rewrite else ["api", "store", "raw"]
     rw = dict(rewrite or {})
-    if rw.pop("no_join", False):
-        from sqlalchemy import text
-
-        with raw_engine.connect() as c:
-            rw["camera_ids"] = dict(c.execute(text("SELECT name, id FROM cameras")).all())
+    with raw_engine.connect() as c:  # the caller's camera lookup (the store caches its own)
+        cam_ids: dict[str, int] = dict(c.execute(text("SELECT name, id FROM cameras")).all())
     out = []
     with vigil.api() as api, raw_engine.connect() as conn:
         for kind in kinds:
@@ -1581,7 +1596,7 @@ def measure_search(
                         dt = time.perf_counter() - t0
                         got["store"] = [e.id for e in page.items]
                     else:
-                        rows = conn.execute(raw_statement(p, cams_all, **rw)).all()
+                        rows = conn.execute(raw_statement(p, cam_ids, **rw)).all()
                         dt = time.perf_counter() - t0
                         got["raw"] = [row.id for row in rows[:PAGE]]
                         if rewrite:
@@ -1593,7 +1608,7 @@ def measure_search(
                         t[how].append(dt * 1000)
                 if not checked:
                     mine = str(
-                        raw_statement(p, cams_all, **rw).compile(
+                        raw_statement(p, cam_ids, **rw).compile(
                             raw_engine, compile_kwargs={"render_postcompile": True}
                         )
                     )
@@ -1606,11 +1621,11 @@ def measure_search(
                         )
                     want = got.get("api")
                     if rewrite:  # the rewrite must return what the shipped query returns
-                        want = [r.id for r in conn.execute(raw_statement(p, cams_all)).all()][:PAGE]
+                        want = [r.id for r in conn.execute(raw_statement(p, cam_ids)).all()][:PAGE]
                     if any(got[h] != want for h in hows):
                         raise AssertionError(f"{backend} {kind}{label}: results disagree")
                     checked = True
-                if kind in (CURSOR, DEEP):
+                if kind in (CURSOR, DEEP, CAMS3_NEXT):
                     gen.cursor = nxt
                 i += 1
                 if time.monotonic() > budget_end and i >= warm + args.min_requests:
@@ -1625,7 +1640,7 @@ def measure_search(
             head = "api" if not rewrite else "raw"
             sample = gen.params(kind)
             row["plan"] = (
-                explain(raw_engine, raw_statement(sample, cams_all, **rw))
+                explain(raw_engine, raw_statement(sample, cam_ids, **rw))
                 if (row[f"{head}_p99"] >= TARGET_SEARCH_P99_MS or args.explain_all)
                 else []
             )
@@ -1752,26 +1767,31 @@ def what_if(
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Comparisons on the bench database only (``src/`` is not touched): the query forms
-    Vigil used before e0da241/374d526 and a query without the JOIN on ``cameras``, as raw
-    SQL; and (SQLite) the shipped queries through the API without planner statistics
-    (``sqlite_stat1`` dropped, as before the recorder's first ANALYZE), then with
-    statistics from a full ``ANALYZE`` instead of the recorder's ``analysis_limit=1000``."""
+    """Comparisons on the bench database only (``src/`` is not touched), as raw SQL: the
+    query Vigil sent before e796752 (``events JOIN cameras``) and several cameras as
+    ``camera_id IN (...)`` instead of one SELECT per camera. For SQLite also the shipped
+    queries through the API without planner statistics (``sqlite_stat1`` dropped, as
+    before the first ``ANALYZE`` of a new index) and with sampled statistics
+    (``analysis_limit=1000``, what misled SQLite into a full sort before 950a5ae), each
+    beside the raw-SQL what-ifs in the same state."""
     from sqlalchemy import create_engine
 
     load = part_header(f"3. search: {backend}, what-if", args)
     out: list[dict[str, Any]] = []
-    old_forms = [
-        (
-            " [SQL as before e0da241: all-cameras IN list]",
-            {"all_cams_filter": True},
-            ("zone", "time range", CURSOR, DEEP),
-        ),
-        (" [SQL as before 374d526: OR cursor]", {"or_cursor": True}, (CURSOR, DEEP)),
-        (" [SQL: no JOIN with cameras]", {"no_join": True}, QUERY_KINDS),
-    ]
-    for label, rw, kinds in old_forms:
-        out += measure_search(backend, url, vigil, info, args, kinds, label, rw)
+    join = " [SQL before e796752: JOIN with cameras]"
+    in_list = " [SQL: camera_id IN (...)]"
+    many = (CAMS3, CAMS3_NEXT)
+
+    def forms(state: str) -> None:
+        nonlocal out
+        out += measure_search(
+            backend, url, vigil, info, args, QUERY_KINDS, state + join, {"join_cameras": True}
+        )
+        out += measure_search(
+            backend, url, vigil, info, args, many, state + in_list, {"in_list": True}
+        )
+
+    forms("")
     if backend == "sqlite":
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -1779,24 +1799,16 @@ def what_if(
         out += measure_search(
             backend, url, vigil, info, args, QUERY_KINDS, " [no planner statistics]"
         )
-        out += measure_search(
-            backend,
-            url,
-            vigil,
-            info,
-            args,
-            QUERY_KINDS,
-            " [no planner statistics, SQL: no JOIN with cameras]",
-            {"no_join": True},
-        )
+        forms(" [no planner statistics]")
         t0 = time.monotonic()
         with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")  # every row, unlike the recorder's analysis_limit
-        print(f"  full ANALYZE took {time.monotonic() - t0:.1f} s")
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("ANALYZE")
+        print(f"  sampled ANALYZE took {time.monotonic() - t0:.1f} s")
         engine.dispose()
-        out += measure_search(
-            backend, url, vigil, info, args, QUERY_KINDS, " [full ANALYZE, no analysis_limit]"
-        )
+        sampled = " [sampled ANALYZE, analysis_limit=1000]"
+        out += measure_search(backend, url, vigil, info, args, QUERY_KINDS, sampled)
+        forms(sampled)
     for r in out:
         r["load"] = load
     return out
