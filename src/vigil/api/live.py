@@ -12,9 +12,21 @@ cannot play.
     picture ``{"type": "frame", "wall_us": ...}`` followed by one binary JPEG.
 ``GET /api/cameras/{camera}/live.mjpeg?stream=main|sub``
     ``multipart/x-mixed-replace`` JPEG stream (an ``<img>`` can show it).
+``POST /api/cameras/{camera}/webrtc?stream=main|sub`` (JSON ``{"type": "offer", "sdp"}``)
+    WebRTC: answers a browser's SDP offer (non-trickle: every candidate in the SDP, both
+    ways) with a peer connection that sends the camera's H.264 as it came (see
+    :mod:`vigil.live.webrtc`); ``{"id", "type": "answer", "sdp", ...}``. 409
+    ``unsupported_codec`` for a camera that does not send H.264 (the page then uses the
+    WebSocket), 429 ``too_many_peers`` over the configured limits, 503
+    ``webrtc_disabled`` when ``api.webrtc.enabled`` is off.
+``DELETE /api/cameras/{camera}/webrtc?peer=<id>``
+    Closes a peer of the caller (an administrator may close anyone's). Peers also close
+    when the browser closes its side, fails to connect, or its session ends.
 
-Both need the ``view_live`` permission on the camera (checked by the API's WebSocket
-helper before the socket is accepted; the view is audited as ``live.view``). A viewer that
+All need the ``view_live`` permission on the camera (checked by the API's WebSocket
+helper before the socket is accepted, by ``camera_access`` for HTTP; the view is audited
+as ``live.view``; the WebRTC routes change state, so a browser session needs the CSRF
+header). A viewer that
 does not read fast enough is disconnected with close code 1013 (try again later) instead
 of slowing anyone else; the session is re-checked every minute and the socket closed with
 4401 once it is no longer valid (logout, expiry, disabled account).
@@ -29,22 +41,36 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Query, Request, Response, WebSocket
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vigil.api.auth import authorize_websocket, principal_still_valid
 from vigil.api.authz import Principal
 from vigil.api.errors import ApiError
-from vigil.api.routes.common import Auth, CameraName, State, camera_access
-from vigil.api.state import get_state
+from vigil.api.routes.common import ERROR_RESPONSES, Auth, CameraName, State, camera_access
+from vigil.api.state import ApiState, get_state
 from vigil.live.hub import LiveHub, LiveRegistry
 from vigil.live.viewer import LatestSlot, LiveFragment, LiveInit, LiveNotice, LiveViewer
+from vigil.live.webrtc import IceServer, RtcError, RtcPeers
 
-router = APIRouter(tags=["live"])
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close the app's WebRTC peers (their UDP sockets) when the server stops."""
+    try:
+        yield
+    finally:
+        peers = getattr(app.state, "webrtc_peers", None)
+        if isinstance(peers, RtcPeers):
+            await peers.close_all()
+
+
+router = APIRouter(tags=["live"], lifespan=_lifespan)
 
 STREAMS = ("main", "sub")
 FORMATS = ("mp4", "mjpeg")
@@ -286,3 +312,124 @@ async def live_mjpeg(
         media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
         headers={"X-Accel-Buffering": "no"},
     )
+
+
+# -- WebRTC ------------------------------------------------------------------------------------
+
+
+class WebRtcOffer(BaseModel):
+    """A browser's SDP offer with its ICE candidates already gathered (non-trickle)."""
+
+    type: Literal["offer"] = Field(description="Always 'offer'.")
+    sdp: str = Field(min_length=1, max_length=60_000, description="The SDP offer.")
+
+
+class WebRtcAnswer(BaseModel):
+    id: str = Field(description="Peer id, for DELETE ...?peer=<id>.")
+    type: Literal["answer"] = "answer"
+    sdp: str = Field(description="The SDP answer, with the server's ICE candidates.")
+    camera: str
+    stream: str = Field(description="The stream served ('sub' falls back to 'main').")
+
+
+def rtc_peers(request: Request, state: ApiState) -> RtcPeers:
+    """The WebRTC peers of this app, made on first use from ``api.webrtc``."""
+    peers = getattr(request.app.state, "webrtc_peers", None)
+    if not isinstance(peers, RtcPeers):
+        cfg = state.cfg.webrtc
+        peers = RtcPeers(
+            [
+                IceServer(
+                    tuple(s.urls),
+                    s.username,
+                    s.credential.get_secret_value() if s.credential is not None else None,
+                )
+                for s in cfg.ice_servers
+            ],
+            max_peers=cfg.max_peers,
+            max_peers_per_user=cfg.max_peers_per_user,
+            connect_timeout=cfg.connect_timeout,
+            revalidate=REVALIDATE_S,
+        )
+        request.app.state.webrtc_peers = peers
+    return peers
+
+
+StreamParam = Annotated[
+    Literal["main", "sub"],
+    Query(description="'sub' (grid) or 'main' (one camera); a missing one falls back."),
+]
+
+
+@router.post("/api/cameras/{camera}/webrtc", response_model=WebRtcAnswer,
+             responses=ERROR_RESPONSES)
+async def webrtc_offer(
+    camera: CameraName,
+    offer: WebRtcOffer,
+    request: Request,
+    state: State,
+    principal: Auth,
+    stream: StreamParam = "main",
+) -> WebRtcAnswer:
+    """Answer a WebRTC offer with the camera's live H.264, passed through (see module
+    docs). Needs ``view_live`` on the camera."""
+    camera_access(state, principal, camera, "view_live")
+    if not state.cfg.webrtc.enabled:
+        raise ApiError(503, "webrtc_disabled", "WebRTC live view is turned off on this server")
+    registry = live_registry(request)
+    hub = registry.get(camera, stream) if registry is not None else None
+    if hub is None:
+        raise ApiError(503, "unavailable", "live view is not available for this camera")
+    codec = hub.video_codec
+    if codec is not None and codec != "h264":
+        raise ApiError(
+            409,
+            "unsupported_codec",
+            f"this camera sends {codec}; WebRTC here carries H.264 only (use the WebSocket "
+            "live view)",
+            {"codec": codec},
+        )
+    peers = rtc_peers(request, state)
+
+    async def still_valid() -> bool:
+        return await principal_still_valid(request, principal)
+
+    try:
+        peer_id, sdp = await peers.answer(
+            hub, offer.sdp, owner=principal.user_id, still_valid=still_valid
+        )
+    except RtcError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    await run_in_threadpool(
+        state.audit_as,
+        principal,
+        request,
+        "live.view",
+        camera=camera,
+        target=request.url.path[:256],
+        detail={"format": "webrtc", "stream": hub.stream},
+    )
+    return WebRtcAnswer(id=peer_id, sdp=sdp, camera=camera, stream=hub.stream)
+
+
+@router.delete("/api/cameras/{camera}/webrtc", status_code=204, response_class=Response,
+               responses=ERROR_RESPONSES)
+async def webrtc_close(
+    camera: CameraName,
+    request: Request,
+    state: State,
+    principal: Auth,
+    peer: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Peer id.")],
+) -> Response:
+    """Close one of the caller's WebRTC peers of this camera."""
+    camera_access(state, principal, camera, "view_live")
+    peers = getattr(request.app.state, "webrtc_peers", None)
+    found = peers.peer(peer) if isinstance(peers, RtcPeers) else None
+    if (
+        found is None
+        or found.camera != camera
+        or (found.owner != principal.user_id and principal.role != "admin")
+    ):
+        raise ApiError(404, "not_found", "no such WebRTC peer")
+    await peers.close(peer)  # type: ignore[union-attr]
+    return Response(status_code=204)

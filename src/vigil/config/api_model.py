@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from vigil.config.units import parse_bytes, parse_duration
 
@@ -56,6 +56,85 @@ class ApiTlsConfig(_Strict):
     def _pair(self) -> ApiTlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("give both cert_file and key_file, or neither (self-signed)")
+        return self
+
+
+class ApiIceServer(_Strict):
+    """A STUN or TURN server for WebRTC live view, used by the NVR's side of the peer
+    connection. None is used unless listed here."""
+
+    urls: list[str] = Field(
+        min_length=1,
+        max_length=8,
+        description="URIs of the server, e.g. 'stun:stun.example.org:3478' or "
+        "'turn:turn.example.org:3478?transport=udp'.",
+    )
+    username: str | None = Field(
+        default=None, max_length=255, description="TURN user name (TURN only)."
+    )
+    credential: SecretStr | None = Field(
+        default=None,
+        description="TURN password (TURN only). Never logged or shown; keep the "
+        "configuration file private (mode 0600).",
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _uris(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not item.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{item!r} is not a stun:, stuns:, turn: or turns: URI")
+        return v
+
+    @model_validator(mode="after")
+    def _turn_login(self) -> ApiIceServer:
+        turn = any(u.startswith(("turn:", "turns:")) for u in self.urls)
+        if turn and (self.username is None or self.credential is None):
+            raise ValueError("a TURN server needs username and credential")
+        return self
+
+
+class ApiWebRtcConfig(_Strict):
+    """WebRTC live view (the single-camera page; H.264 passed through, never transcoded).
+    The NVR contacts no STUN or TURN server unless one is listed in ``ice_servers``; its
+    peers use ephemeral UDP ports on every address of the machine (aiortc offers no port
+    range or bind address), so a firewall that allows only the API port makes browsers
+    fall back to the WebSocket live view."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Offer WebRTC live view. Off: browsers use the WebSocket (MSE) view.",
+    )
+    ice_servers: list[ApiIceServer] = Field(
+        default_factory=list,
+        max_length=8,
+        description="STUN/TURN servers for the NVR's side of WebRTC connections. Empty "
+        "(the default): host candidates only, no outbound connection to any server.",
+    )
+    max_peers: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="WebRTC viewers at once, all users together; more are refused (429) "
+        "and the browser uses the WebSocket view.",
+    )
+    max_peers_per_user: int = Field(
+        default=4, ge=1, le=100, description="WebRTC viewers at once per account."
+    )
+    connect_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="A WebRTC peer not connected this long after its offer is closed "
+        "(seconds, or e.g. '30s').",
+    )
+
+    _d = field_validator("connect_timeout", mode="before")(classmethod(lambda c, v: _duration(v)))
+
+    @model_validator(mode="after")
+    def _limits(self) -> ApiWebRtcConfig:
+        if self.max_peers_per_user > self.max_peers:
+            raise ValueError("max_peers_per_user cannot be more than max_peers")
         return self
 
 
@@ -143,6 +222,9 @@ class ApiConfig(_Strict):
         default=2 * 1000**3,
         ge=0,
         description="Size cap of the playback cache; oldest files are removed first.",
+    )
+    webrtc: ApiWebRtcConfig = Field(
+        default=ApiWebRtcConfig(), description="WebRTC live view."
     )
 
     _d = field_validator(

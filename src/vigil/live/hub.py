@@ -147,6 +147,8 @@ class LiveHub:
         # created on first use; imported lazily so that a hub without MJPEG viewers never
         # loads OpenCV
         self._mjpeg: Any = None
+        # the WebRTC feed (vigil.live.webrtc), made on the first peer, like the MJPEG one
+        self._rtc: Any = None
         self.mjpeg_fps = mjpeg_fps
         self.mjpeg_max_width = mjpeg_max_width
 
@@ -160,6 +162,9 @@ class LiveHub:
         mj = self._mjpeg
         if mj is not None:
             mj.session_started(session)
+        rtc = self._rtc
+        if rtc is not None:
+            rtc.session_started(session)
 
     def packet(self, session: StreamSession, pkt: TimedPacket) -> None:
         s = self._s
@@ -201,6 +206,9 @@ class LiveHub:
         with self._lock:
             if self._s is not None and self._s.session is session:
                 self._end_locked(reason, notify=True)
+        rtc = self._rtc
+        if rtc is not None:
+            rtc.session_ended(session, reason)
 
     # -- viewers --------------------------------------------------------------------------
 
@@ -284,6 +292,35 @@ class LiveHub:
         mj = self._mjpeg
         if mj is not None:
             mj.close()
+        rtc = self._rtc
+        if rtc is not None:
+            rtc.close()
+
+    # -- WebRTC ---------------------------------------------------------------------------
+
+    def subscribe_rtc(self, loop: asyncio.AbstractEventLoop | None = None) -> Any:
+        """A WebRTC peer's video track (``vigil.live.webrtc``), starting at the latest
+        keyframe. Raises ``RtcUnsupported`` unless the camera sends H.264."""
+        from vigil.live.webrtc import RtcFeed, passthrough_track_class
+
+        passthrough_track_class()  # imports aiortc, not under the lock ingest takes
+        with self._lock:
+            if self._rtc is None:
+                self._rtc = RtcFeed(self.camera, self.stream)
+            feed = self._rtc
+            s = self._s
+            backlog = []
+            if s is not None and not s.gop_overflow and s.init is not None:
+                backlog = [(r.data, r.sync, r.wall_us) for r in s.gop if r.kind == "video"]
+            session = s.session if s is not None else None
+            # registered under the lock: no frame between the backlog and the live ones
+            return feed.subscribe(loop, session, backlog)
+
+    @property
+    def video_codec(self) -> str | None:
+        """FFmpeg name of the current session's video codec, None without a session."""
+        s = self._s
+        return s.session.video.codec if s is not None else None
 
     # -- MJPEG fallback -------------------------------------------------------------------
 
@@ -437,6 +474,9 @@ class LiveHub:
                 s.gop_bytes = 0
                 s.gop_overflow = False
             self._keep(s, raw)
+            rtc = self._rtc
+            if rtc is not None:  # under the lock: a new peer's backlog + live frames tile
+                rtc.offer(s.session, raw.data, raw.sync, raw.wall_us)
             if self.mode == "frame":
                 audio, s.pending = s.pending, []
                 self._flush_locked(s, [raw, *audio])
