@@ -424,12 +424,13 @@ async def webrtc_close(
     """Close one of the caller's WebRTC peers of this camera."""
     camera_access(state, principal, camera, "view_live")
     peers = getattr(request.app.state, "webrtc_peers", None)
-    found = peers.peer(peer) if isinstance(peers, RtcPeers) else None
-    if (
-        found is None
-        or found.camera != camera
-        or (found.owner != principal.user_id and principal.role != "admin")
-    ):
+    if not isinstance(peers, RtcPeers):
         raise ApiError(404, "not_found", "no such WebRTC peer")
-    await peers.close(peer)  # type: ignore[union-attr]
+    found = peers.peer(peer)
+    owner, cam = (found.owner, found.camera) if found is not None else (
+        peers.closed_peer(peer) or (None, None)
+    )
+    if owner is None or cam != camera or (owner != principal.user_id and principal.role != "admin"):
+        raise ApiError(404, "not_found", "no such WebRTC peer")
+    await peers.close(peer)  # already closed (by the browser's side): nothing to do
     return Response(status_code=204)

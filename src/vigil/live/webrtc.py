@@ -45,7 +45,7 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +60,7 @@ RTP_CLOCK = 90_000
 TIME_BASE = fractions.Fraction(1, RTP_CLOCK)
 DEFAULT_QUEUE_FRAMES = 60
 DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024
+_RECENTLY_CLOSED = 512
 _TS_START = 10 * RTP_CLOCK  # leaves room below for the catch-up GOP's timestamps
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*$", re.IGNORECASE)
 
@@ -493,6 +494,9 @@ class RtcPeers:
         self.connect_timeout = connect_timeout
         self.revalidate = revalidate
         self._peers: dict[str, _Peer] = {}
+        # recently closed peers (id -> owner, camera): a client's DELETE racing the
+        # peer's own close is answered as done, not as unknown
+        self._closed: OrderedDict[str, tuple[int, str]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -502,6 +506,10 @@ class RtcPeers:
 
     def peer(self, peer_id: str) -> _Peer | None:
         return self._peers.get(peer_id)
+
+    def closed_peer(self, peer_id: str) -> tuple[int, str] | None:
+        """(owner, camera) of a peer closed recently, or None."""
+        return self._closed.get(peer_id)
 
     def check_limits(self, owner: int) -> None:
         if len(self._peers) >= self.max_peers:
@@ -594,6 +602,9 @@ class RtcPeers:
         if peer is None:
             return False
         peer.closed = True
+        self._closed[peer_id] = (peer.owner, peer.camera)
+        while len(self._closed) > _RECENTLY_CLOSED:
+            self._closed.popitem(last=False)
         current = asyncio.current_task()
         for t in peer.tasks:
             if t is not current:

@@ -1,6 +1,16 @@
 // Live view of one camera: a WebSocket delivering fragmented MP4 into Media Source
 // Extensions, with an MJPEG fallback for codecs this browser cannot play, automatic
-// reconnection, and the wall-clock time of the frame on screen.
+// reconnection, and the wall-clock time of the frame on screen. With `webrtc: true` (the
+// single-camera page) it first tries WebRTC (webrtc.js: H.264 passed through, the
+// browser's jitter buffer instead of MSE's) and falls back to MSE when the server or the
+// browser cannot (H.265, WebRTC disabled, too many peers, no ICE path).
+//
+// Staying at the live edge with MSE: the page starts playing a few frame intervals behind
+// the newest buffered frame, then plays at 1.25x while more than about a frame interval
+// plus a margin is buffered ahead of the playhead and at 1x below it, so whatever start-up
+// or a hiccup of the network added is played off within seconds instead of staying for
+// the whole session. A stall ('waiting') widens the margin; far behind (a hidden tab)
+// jumps to the edge.
 //
 // Protocol (see docs/web.md): the server sends a JSON text message
 // {"type":"init","mime":...,"media_us":...,"wall_us":...} followed by one binary message
@@ -10,11 +20,21 @@
 
 import { cam, get, url, wsUrl } from './api.js';
 import { h } from './dom.js';
+import { RtcLink, rtcSupported } from './webrtc.js';
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 15000;
 const STALL_MS = 12000; // no data for this long on an open socket: reconnect
 const MAX_LAG_S = 1.5; // further than this behind the live edge: jump to it
+const FRAME_S = 1 / 15; // frame interval assumed until the stream shows its own
+const MARGIN_S = 0.08; // buffered beyond one frame interval, against network jitter
+const MARGIN_STEP_S = 0.04; // added to the margin by each stall while live
+const MARGIN_MAX_S = 0.5;
+const CHASE_BAND_S = 0.05; // hysteresis between speeding up and back to 1x
+const CHASE_RATE = 1.25;
+const START_FRAMES = 2.5; // start this many frame intervals behind the newest frame
+const RTC_FIRST_FRAME_MS = 10000; // WebRTC connected but no picture this long: give up
+const RTC_MAX_FAILURES = 2; // WebRTC attempts that never showed a frame before MSE
 const KEEP_BEHIND_S = 8; // buffered media kept behind the playhead
 const MAX_QUEUE = 120; // fragments waiting for the SourceBuffer (tab in background)
 
@@ -35,10 +55,15 @@ export function mseSupports(mime) {
  * `onStatus(state, detail)` gets: connecting, live, fallback, offline, denied, error.
  */
 export class LivePlayer {
-  constructor(camera, { stream = 'sub', controls = false, onStatus = () => {} } = {}) {
+  constructor(camera, { stream = 'sub', controls = false, webrtc = false, onStatus = () => {} } = {}) {
     this.camera = camera;
     this.stream = stream;
     this.onStatus = onStatus;
+    // WebRTC first (single camera), unless this browser cannot; off for good once the
+    // server refuses it or it keeps failing, so the page settles on MSE
+    this.rtcWanted = webrtc && rtcSupported();
+    this.rtc = null;
+    this.rtcFailures = 0;
     this.video = h('video', {
       class: 'live-video', muted: true, autoplay: true, playsinline: true,
       '.muted': true, 'aria-label': `Live video of ${camera}`, controls: controls || null,
@@ -57,14 +82,35 @@ export class LivePlayer {
     this.state = '';
     this.imgUrl = null;
     this.userPaused = false;
+    this.frameS = FRAME_S;
+    this.margin = MARGIN_S;
+    this.video.addEventListener('waiting', () => {
+      // an underflow while live: keep a little more in hand from now on
+      if (this.ms && this.started && !this.userPaused && !this.video.seeking) {
+        this.margin = Math.min(MARGIN_MAX_S, this.margin + MARGIN_STEP_S);
+      }
+    });
     this.resetMse(null);
+  }
+
+  /** 'webrtc', 'mse' or 'mjpeg': how the picture gets here now. */
+  get transport() {
+    if (this.mjpeg) return 'mjpeg';
+    return this.rtc ? 'webrtc' : 'mse';
   }
 
   start() {
     if (!this.stopped) return;
     this.stopped = false;
-    this.connect();
+    this.open();
     this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  /** Connect by the best transport still in the running. */
+  open() {
+    if (this.stopped) return;
+    if (this.rtcWanted && !this.mjpeg) this.openRtc();
+    else this.connect();
   }
 
   stop() {
@@ -72,6 +118,7 @@ export class LivePlayer {
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
     if (this.ws) { this.ws.onclose = null; this.ws.close(1000); this.ws = null; }
+    this.closeRtc();
     this.resetMse(null);
     if (this.imgUrl) URL.revokeObjectURL(this.imgUrl);
     this.imgUrl = null;
@@ -80,6 +127,7 @@ export class LivePlayer {
   setStatus(state, detail = '') {
     this.state = state;
     this.el.dataset.state = state;
+    this.el.dataset.transport = this.transport;
     const labels = { connecting: 'Connecting…', offline: 'Camera offline', denied: 'No access', error: 'Error', fallback: '' };
     this.badge.textContent = labels[state] ?? '';
     if (detail) this.badge.title = detail;
@@ -92,6 +140,8 @@ export class LivePlayer {
     this.el.classList.toggle('is-paused', paused);
     if (paused) {
       this.video.pause();
+    } else if (this.rtc) {
+      this.video.play().catch(() => {}); // a live MediaStream resumes at the live edge
     } else if (!this.mjpeg && this.ms) {
       // fragments were dropped while paused: start again at the newest keyframe
       this.resetMse(this.mime);
@@ -102,6 +152,12 @@ export class LivePlayer {
   /** Wall-clock µs of the picture on screen, or null. */
   wallNow() {
     if (this.mjpeg) return this.frameWall;
+    if (this.rtc) {
+      // approximate: now minus what the browser's jitter buffer holds (RTP timestamps
+      // carry no wall clock the page could read)
+      if (this.video.readyState < 2) return null;
+      return Date.now() * 1000 - (this.rtcDelayS || 0) * 1e6;
+    }
     if (!this.anchor || this.video.readyState < 2) return null;
     return this.anchor.wall_us + (this.video.currentTime * 1e6 - this.anchor.media_us);
   }
@@ -191,9 +247,100 @@ export class LivePlayer {
     }
   }
 
+  // -- WebRTC ---------------------------------------------------------------------------
+
+  openRtc() {
+    this.setStatus('connecting');
+    this.resetMse(null);
+    const link = new RtcLink(this.camera, this.stream, {
+      onTrack: (stream) => {
+        if (this.rtc !== link) return;
+        this.video.srcObject = stream;
+        this.video.play().catch(() => {});
+      },
+      onState: (state) => this.onRtcState(link, state),
+    });
+    this.rtc = link;
+    this.rtcLive = false;
+    this.rtcOpened = Date.now();
+    this.rtcLastTime = -1;
+    this.rtcLastMove = Date.now();
+    this.el.dataset.transport = 'webrtc';
+    link.open().catch((err) => {
+      if (this.rtc !== link) return;
+      const status = err && err.status;
+      if (status === 401 || status === 403 || status === 404) {
+        this.closeRtc();
+        this.setStatus('denied', err.message);
+        return;
+      }
+      // refused by the server (codec, disabled, too many peers, bad offer) or no
+      // WebRTC here after all: MSE from now on
+      this.rtcWanted = false;
+      this.closeRtc();
+      this.connect();
+    });
+  }
+
+  onRtcState(link, state) {
+    if (this.rtc !== link || this.stopped) return;
+    if (state === 'failed' || state === 'closed') this.rtcLost(state);
+  }
+
+  /** The peer connection ended or never showed a picture: reconnect, or go to MSE. */
+  rtcLost(reason) {
+    const wasLive = this.rtcLive;
+    this.closeRtc();
+    if (!wasLive) this.rtcFailures += 1;
+    else this.rtcFailures = 0;
+    if (this.rtcFailures >= RTC_MAX_FAILURES) {
+      this.rtcWanted = false;
+      this.connect();
+      return;
+    }
+    this.setStatus('connecting', `WebRTC ${reason}; reconnecting`);
+    this.retryTimer = setTimeout(() => this.open(), this.retryMs);
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+  }
+
+  closeRtc() {
+    if (!this.rtc) return;
+    this.rtc.close();
+    this.rtc = null;
+    this.rtcLive = false;
+    this.video.srcObject = null;
+  }
+
+  rtcTick() {
+    const v = this.video;
+    const now = Date.now();
+    if (v.readyState >= 2 && v.currentTime !== this.rtcLastTime) {
+      this.rtcLastTime = v.currentTime;
+      this.rtcLastMove = now;
+      if (!this.rtcLive) {
+        this.rtcLive = true;
+        this.rtcFailures = 0;
+        this.retryMs = RETRY_MIN_MS;
+        this.setStatus('live');
+      }
+    }
+    if (this.userPaused) { this.rtcLastMove = now; return; }
+    if (!this.rtcLive && now - this.rtcOpened > RTC_FIRST_FRAME_MS) {
+      this.rtcLost('showed no picture');
+    } else if (this.rtcLive && now - this.rtcLastMove > STALL_MS) {
+      this.rtcLost('stalled');
+    } else if (this.rtc) {
+      const link = this.rtc;
+      link.bufferDelay().then((d) => { if (this.rtc === link && d !== null) this.rtcDelayS = d; })
+        .catch(() => {});
+      if (v.paused && v.readyState >= 2) v.play().catch(() => {});
+    }
+  }
+
   // -- MJPEG fallback -------------------------------------------------------------------
 
   useMjpeg() {
+    this.closeRtc();
     this.mjpeg = true;
     this.el.classList.add('is-mjpeg');
     this.resetMse(null);
@@ -220,6 +367,9 @@ export class LivePlayer {
       URL.revokeObjectURL(this.video.src);
     }
     this.queue = [];
+    this.started = false; // playback not yet placed behind the live edge
+    this.lastEnd = null;
+    this.video.playbackRate = 1;
     this.sb = null;
     this.ms = null;
     this.mime = mime;
@@ -231,6 +381,7 @@ export class LivePlayer {
     const ms = new MS();
     this.ms = ms;
     this.video.disableRemotePlayback = true;
+    this.video.srcObject = null;
     this.video.src = URL.createObjectURL(ms);
     ms.addEventListener('sourceopen', () => {
       if (this.ms !== ms) return;
@@ -266,10 +417,7 @@ export class LivePlayer {
     const v = this.video;
     if (v.buffered.length) {
       const start = v.buffered.start(0);
-      const end = v.buffered.end(v.buffered.length - 1);
-      if (v.currentTime < start || end - v.currentTime > MAX_LAG_S) {
-        v.currentTime = Math.max(start, end - 0.05);
-      }
+      this.chase();
       if (v.currentTime - start > KEEP_BEHIND_S * 2) {
         sb.remove(start, v.currentTime - KEEP_BEHIND_S);
         return; // updateend pumps again
@@ -291,8 +439,45 @@ export class LivePlayer {
     if (v.paused && v.readyState >= 2 && !this.userPaused) v.play().catch(() => {});
   }
 
+  /**
+   * Keep the playhead just behind the newest buffered frame (see the top of the file).
+   * Runs after every append (one fragment per frame, so at the frame rate), when the
+   * newest frame has just arrived and the buffered time ahead is at its largest.
+   */
+  chase() {
+    const v = this.video;
+    const last = v.buffered.length - 1;
+    const start = v.buffered.start(0);
+    const end = v.buffered.end(last);
+    // the frame interval, from how far the buffered edge moves per fragment (the
+    // catch-up fragment of a new connection holds many frames: not counted)
+    if (this.lastEnd !== null) {
+      const step = end - this.lastEnd;
+      if (step > 0.005 && step < 0.5) this.frameS = this.frameS * 0.8 + step * 0.2;
+    }
+    this.lastEnd = end;
+    const target = this.frameS + this.margin; // wanted ahead of the playhead, just appended
+    if (!this.started || v.currentTime < start || end - v.currentTime > MAX_LAG_S) {
+      this.started = true;
+      const at = Math.max(start, end - Math.max(target, START_FRAMES * this.frameS));
+      if (Math.abs(v.currentTime - at) > 0.001) {
+        v.currentTime = at; // appending may go on while seeking inside the buffer
+        v.playbackRate = 1;
+        return;
+      }
+    }
+    if (this.userPaused) return;
+    const ahead = end - v.currentTime;
+    if (ahead > target + CHASE_BAND_S) {
+      if (v.playbackRate !== CHASE_RATE) v.playbackRate = CHASE_RATE;
+    } else if (ahead < target) {
+      if (v.playbackRate !== 1) v.playbackRate = 1;
+    }
+  }
+
   tick() {
     if (this.stopped) return;
+    if (this.rtc) { this.rtcTick(); return; }
     if (this.ws && this.ws.readyState === WebSocket.OPEN && this.state !== 'offline'
         && Date.now() - this.lastData > STALL_MS) {
       this.reconnect();

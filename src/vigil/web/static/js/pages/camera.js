@@ -40,7 +40,9 @@ export async function render(main, params, ctx) {
   const clock = h('span', { class: 'clock', id: 'clock', 'aria-live': 'off', text: '—' });
   const video = h('video', { class: 'playback', id: 'playback', playsinline: true, muted: true, '.muted': true, preload: 'auto', hidden: true, 'aria-label': `Recorded video of ${info.title || name}` });
   const message = h('p', { class: 'muted', role: 'status', id: 'player-message' });
-  const live = canLive ? new LivePlayer(name, { stream: 'main' }) : null;
+  // WebRTC first on this page (one camera; ?live=mse keeps to MSE), MSE in the grid
+  const transport = params.query.get('live');
+  const live = canLive ? new LivePlayer(name, { stream: 'main', webrtc: transport !== 'mse' }) : null;
   const player = h('div', { class: 'player', id: 'player' }, live ? live.el : null, video);
 
   const btn = (text, label, onClick, id) => h('button', { type: 'button', text, 'aria-label': label, title: label, id, on: { click: onClick } });
