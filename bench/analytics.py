@@ -43,6 +43,7 @@ import argparse
 import ast
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import math
@@ -831,9 +832,13 @@ def bench_detect(args: argparse.Namespace, results: dict[str, Any]) -> None:
         hog.detect(vtest[0], None)
     hog_variants = [
         ("HOG on motion crops (vtest: people walking)", hog),
-        ("what-if: HOG crops, pyramid step 1.1 (default 1.05)", HogPeopleDetector(scale=1.1)),
-        ("what-if: HOG crops, max upscale 2.0 (default 3.5)", HogPeopleDetector(max_scale=2.0)),
-        ("what-if: HOG crops, both", HogPeopleDetector(scale=1.1, max_scale=2.0)),
+        (
+            "before 2026-12-07: HOG crops, pyramid step 1.05, colour",
+            HogPeopleDetector(scale=1.05, gray=False),
+        ),
+        ("what-if: HOG crops, step 1.1, colour", HogPeopleDetector(gray=False)),
+        ("what-if: HOG crops, step 1.05, gray", HogPeopleDetector(scale=1.05)),
+        ("what-if: HOG crops, no padding", HogPeopleDetector(padding=0)),
     ]
     for st in run_pipeline_detectors(hog_variants, vtest):
         stats.append((st, f"{statistics.mean(st.crops):.1f} crops/call"))
@@ -843,10 +848,12 @@ def bench_detect(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     quality = hog_quality(
         [
-            ("HOG default (pyramid step 1.05, max upscale 3.5)", {}),
-            ("HOG pyramid step 1.1", {"scale": 1.1}),
-            ("HOG max upscale 2.0", {"max_scale": 2.0}),
-            ("HOG both", {"scale": 1.1, "max_scale": 2.0}),
+            ("HOG default (pyramid step 1.1, gray, max upscale 2)", {}),
+            ("before 2026-12-07: step 1.05, colour", {"scale": 1.05, "gray": False}),
+            ("step 1.1, colour", {"gray": False}),
+            ("step 1.05, gray", {"scale": 1.05}),
+            ("no padding", {"padding": 0}),
+            ("max upscale 1.5", {"max_scale": 1.5}),
         ]
     )
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-onnx-"))
@@ -935,10 +942,18 @@ def nvr_runner(argv: Sequence[str]) -> int:
     p.add_argument("--trace", action="store_true")
     p.add_argument("--slice-decode", action="store_true")
     p.add_argument("--hog-scale", type=float, help="what-if: HOG pyramid step")
+    p.add_argument("--hog-colour", action="store_true", help="what-if: HOG on BGR, not gray")
+    p.add_argument(
+        "--confirm-hits",
+        type=int,
+        help="what-if: the tracker's fast_confirm_hits (3 = min_hits for every track, the "
+        "rule before 2026-12-07)",
+    )
     a = p.parse_args(argv)
 
     import vigil.runtime.nvr as nvr_mod
     from vigil.analytics.sink import AnalyticsSink
+    from vigil.analytics.tracking import Tracker
     from vigil.config.loader import load_config
     from vigil.sim.media import read_stamp
     from vigil.util.log import setup_logging
@@ -998,6 +1013,9 @@ def nvr_runner(argv: Sequence[str]) -> int:
 
             pipeline.process = timed_process
             pipeline.on_event = traced_event
+            if a.confirm_hits is not None:
+                cfg = dataclasses.replace(pipeline.tracker.config, fast_confirm_hits=a.confirm_hits)
+                pipeline.tracker = Tracker(cfg)
             super().__init__(camera, pipeline, **kw)
 
         def _decoder(self, session: Any) -> Any:
@@ -1011,12 +1029,16 @@ def nvr_runner(argv: Sequence[str]) -> int:
     import vigil.analytics.sink as sink_mod
 
     sink_mod.AnalyticsSink = BenchSink  # type: ignore[misc]
-    if a.hog_scale:
+    if a.hog_scale or a.hog_colour:
         import vigil.analytics.detect.opencv as hog_mod
+
+        what_if: dict[str, Any] = {"scale": a.hog_scale} if a.hog_scale else {}
+        if a.hog_colour:
+            what_if["gray"] = False
 
         class WhatIfHog(hog_mod.HogPeopleDetector):
             def __init__(self, **kw: Any) -> None:
-                super().__init__(**{"scale": a.hog_scale, **kw})
+                super().__init__(**{**what_if, **kw})
 
         hog_mod.HogPeopleDetector = WhatIfHog  # type: ignore[misc]
 
@@ -1346,7 +1368,7 @@ def bench_cameras(args: argparse.Namespace, results: dict[str, Any]) -> None:
     runs: list[tuple[int, bool]] = [(n, False) for n in ns]
     if args.what_if:
         runs.append((args.what_if_cameras, True))
-    whatif_args = ["--slice-decode", "--hog-scale", "1.1"]
+    whatif_args = ["--hog-scale", "1.05", "--hog-colour", "--confirm-hits", "3"]
     for n, whatif in runs:
         if args.max_busy:
             wait_for_quiet(args.max_busy, args.max_wait)
@@ -1405,7 +1427,7 @@ def bench_cameras(args: argparse.Namespace, results: dict[str, Any]) -> None:
             best = max(best, n)
         rows.append(
             [
-                f"{n} (what-if: HOG pyramid step 1.1 + SLICE decode)" if whatif else n,
+                f"{n} (what-if: before 2026-12-07: HOG step 1.05, colour)" if whatif else n,
                 f"{ok}/{n}",
                 f"{min(fps_vals):.2f} / {statistics.mean(fps_vals):.2f}",
                 "yes" if all(r["recording_ok"] for r in cams_res) else "**NO**",
@@ -1692,7 +1714,7 @@ def check_appearance(clip: Path, appear: list[int], hall: Image, strip: float) -
 
 
 def run_latency(
-    args: argparse.Namespace, slice_decode: bool
+    args: argparse.Namespace, extra_args: Sequence[str] = ()
 ) -> tuple[list[dict[str, Any]], list[tuple[float, str, bytes]], list[int], int, str]:
     """One recorder run on the latency clip: (trace lines, MQTT messages, appearance frames,
     frames per loop, load average at the end)."""
@@ -1739,17 +1761,13 @@ def run_latency(
                         ],
                         events={"mqtt": {"host": "127.0.0.1", "port": broker.port}},
                     )
-                    nvr = NvrProcess(cfg, work / "nvr.log", trace=True, slice_decode=slice_decode)
+                    nvr = NvrProcess(cfg, work / "nvr.log", trace=True, extra_args=extra_args)
                     try:
                         seconds = args.latency_loops * n_frames / LAT_FPS + 8
                         out(
                             f"  running {seconds:.0f} s ({args.latency_loops} loops of the "
                             f"{n_frames / LAT_FPS:.1f} s clip, {len(appear)} appearances each"
-                            + (
-                                ", what-if: analytics decoder without frame threading)"
-                                if slice_decode
-                                else ")"
-                            )
+                            + (f", what-if: {' '.join(extra_args)})" if extra_args else ")")
                         )
                         nvr.stats_after(time.time() + seconds, timeout=seconds + 60)
                         load = load_avg()
@@ -1776,12 +1794,21 @@ def analyse_latency(
     events = [x for x in trace if "event" in x]
     if not frames:
         return [], {"error": "no analysed frame carried a readable stamp"}
-    # loop start wall time = frame time - stamp / fps (constant within one session)
-    starts: list[float] = []
+    # Loop start wall time = frame time - stamp / fps, the MEDIAN over each loop's frames
+    # (a new loop begins where the stamp goes back). Not the first frame's: packets that
+    # arrive in a burst when the connection opens carry ingest times up to ~100 ms early,
+    # which once put every appearance of the first loop late and made the matching below
+    # skip the events that had started on the true appearance frame (results before
+    # 2026-12-07 reported 1.4 s 'until the first detection' there because of it).
+    loops: list[list[float]] = []
+    prev = None
     for x in frames:
-        ls = x["t"] - (x["frame"] % n_frames) / LAT_FPS
-        if not starts or abs(ls - starts[-1]) > 1.0:
-            starts.append(ls)
+        f = x["frame"] % n_frames
+        if prev is None or f < prev:
+            loops.append([])
+        loops[-1].append(x["t"] - f / LAT_FPS)
+        prev = f
+    starts = [statistics.median(v) for v in loops]
     appearances = sorted(ls + f0 / LAT_FPS for ls in starts for f0 in appear)
     first_t, last_t = frames[0]["t"], frames[-1]["t"]
     news = []
@@ -1843,7 +1870,7 @@ LAT_HEADERS = [
     "latency ms",
     "a: wait for an analysed frame",
     "b: until the first detection",
-    "c: tracker confirmation (min_hits)",
+    "c: tracker confirmation (hits needed)",
     "d: frame ingest -> event emitted (decode delay, queue, processing)",
     "e: store + MQTT delivery",
 ]
@@ -1852,14 +1879,19 @@ LAT_HEADERS = [
 def bench_latency(args: argparse.Namespace, results: dict[str, Any]) -> None:
     out("## 4. Event latency: object appears -> MQTT message")
     out()
-    variants = [("as shipped", False)]
+    variants: list[tuple[str, list[str]]] = [("as shipped", [])]
     if args.what_if:
-        variants.append(("what-if: analytics decoder with thread_type SLICE", True))
+        variants.append(
+            (
+                "what-if: every track needs min_hits = 3 (the confirmation rule before 2026-12-07)",
+                ["--confirm-hits", "3"],
+            )
+        )
     appear: list[int] = []
-    for label, slice_decode in variants:
-        trace, msgs, appear, n_frames, load = run_latency(args, slice_decode)
+    for label, extra in variants:
+        trace, msgs, appear, n_frames, load = run_latency(args, extra)
         if args.keep_trace:
-            suffix = "-slice" if slice_decode else ""
+            suffix = "-whatif" if extra else ""
             Path(args.keep_trace + suffix).write_text(
                 "\n".join(json.dumps(x) for x in trace) + "\n"
             )
@@ -1928,7 +1960,8 @@ def main() -> int:
         "--what-if-cameras",
         type=int,
         default=4,
-        help="with --what-if: camera count of the extra run with HOG step 1.1 + SLICE decode",
+        help="with --what-if: camera count of the extra run with the HOG settings before "
+        "2026-12-07 (pyramid step 1.05, colour)",
     )
     p.add_argument(
         "--max-busy",
@@ -1942,8 +1975,8 @@ def main() -> int:
     p.add_argument(
         "--what-if",
         action="store_true",
-        help="latency: also run with the analytics decoder's frame threading off; cameras: "
-        "also run --what-if-cameras cameras with that and HOG pyramid step 1.1",
+        help="latency: also run with the old confirmation rule (min_hits for every track); "
+        "cameras: also run --what-if-cameras cameras with the HOG settings before 2026-12-07",
     )
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()

@@ -43,10 +43,31 @@ def test_track_ends_after_max_age() -> None:
 
 
 def test_confirmation_needs_min_hits() -> None:
-    tr = Tracker(TrackerConfig(min_hits=3))
-    assert not tr.update([person(0.5, 0.5)], 0.0).active[0].confirmed
-    assert not tr.update([person(0.5, 0.5)], 0.2).active[0].confirmed
-    assert tr.update([person(0.5, 0.5)], 0.4).active[0].confirmed
+    tr = Tracker(TrackerConfig(min_hits=3, fast_confirm_hits=2, fast_confirm_score=0.9))
+    assert not tr.update([person(0.5, 0.5, score=0.8)], 0.0).active[0].confirmed
+    assert not tr.update([person(0.5, 0.5, score=0.95)], 0.2).active[0].confirmed
+    assert tr.update([person(0.5, 0.5, score=0.95)], 0.4).active[0].confirmed
+
+
+def test_high_scores_confirm_after_fast_confirm_hits() -> None:
+    tr = Tracker(TrackerConfig(min_hits=3, fast_confirm_hits=2, fast_confirm_score=0.9))
+    assert not tr.update([person(0.5, 0.5, score=0.95)], 0.0).active[0].confirmed
+    assert tr.update([person(0.5, 0.5, score=0.92)], 0.2).active[0].confirmed
+
+
+def test_one_low_score_hit_means_min_hits() -> None:
+    # a track is fast-confirmed only when EVERY hit scored high: one doubtful hit (the
+    # usual false positive) sends it back to the min_hits rule
+    tr = Tracker(TrackerConfig(min_hits=3, fast_confirm_hits=2, fast_confirm_score=0.9))
+    tr.update([person(0.5, 0.5, score=0.95)], 0.0)
+    assert not tr.update([person(0.5, 0.5, score=0.85)], 0.2).active[0].confirmed
+    assert tr.update([person(0.5, 0.5, score=0.99)], 0.4).active[0].confirmed
+
+
+def test_fast_confirmation_on_a_single_hit() -> None:
+    tr = Tracker(TrackerConfig(min_hits=3, fast_confirm_hits=1, fast_confirm_score=0.98))
+    assert tr.update([person(0.2, 0.5, score=0.99)], 0.0).active[0].confirmed
+    assert not tr.update([person(0.8, 0.5, score=0.9)], 0.2).active[-1].confirmed
 
 
 def test_stationary_object_and_memory() -> None:

@@ -37,6 +37,12 @@ class TrackerConfig:
     max_center_distance: float = 1.0  # fallback match: center distance / track box diagonal
     max_age: float = 2.0  # a track unmatched for longer ends
     min_hits: int = 3  # matches before a track is confirmed (filters one-off false hits)
+    # A track whose every detection scored at least fast_confirm_score is confirmed after
+    # fast_confirm_hits matches instead: a clear detection seen twice in a row is very
+    # unlikely to be a one-off false hit, and each hit waited for costs a whole analysis
+    # interval (200 ms at 5 fps) of event latency. Low-score tracks still need min_hits.
+    fast_confirm_hits: int = 2
+    fast_confirm_score: float = 0.9
     stationary_seconds: float = 10.0
     stationary_distance: float = 0.02
     stationary_memory: float = 300.0  # how long a lost stationary object's place is kept
@@ -99,6 +105,7 @@ class Track:
     last_seen: float
     max_score: float = 0.0
     hits: int = 1
+    min_hit_score: float = 1.0  # lowest score of the detections matched so far
     confirmed: bool = False
     stationary: bool = False
     observed: bool = True
@@ -167,9 +174,10 @@ class Tracker:
             tr.score = det.score
             tr.max_score = max(tr.max_score, det.score)
             tr.hits += 1
+            tr.min_hit_score = min(tr.min_hit_score, det.score)
             tr.last_seen = t
             tr.observed = True
-            if tr.hits >= cfg.min_hits:
+            if self._confirmable(tr):
                 tr.confirmed = True
             self._update_stationary(tr, t)
 
@@ -191,6 +199,12 @@ class Tracker:
         return ended
 
     # -- internals --------------------------------------------------------------------
+    def _confirmable(self, tr: Track) -> bool:
+        cfg = self.config
+        if tr.hits >= cfg.min_hits:
+            return True
+        return tr.hits >= cfg.fast_confirm_hits and tr.min_hit_score >= cfg.fast_confirm_score
+
     def _new_track(self, det: Detection, t: float) -> Track:
         tr = Track(
             track_id=next(self._ids),
@@ -200,13 +214,13 @@ class Tracker:
             first_seen=t,
             last_seen=t,
             max_score=det.score,
+            min_hit_score=det.score,
             last_detection=det.box,
         )
         tr._kf = _Kalman(det.box)
         tr._t = t
         tr._history.append((t, *det.box.center))
-        if self.config.min_hits <= 1:
-            tr.confirmed = True
+        tr.confirmed = self._confirmable(tr)
         for label, box, _ in self._parked:
             if label == det.label and iou(box, det.box) >= 0.5:
                 # a known stationary object re-acquired: no new event until it moves

@@ -46,6 +46,11 @@ class HogPeopleDetector:
     """People detector based on ``cv2.HOGDescriptor_getDefaultPeopleDetector``.
 
     ``min_score`` applies to the mapped score (0.5 is the SVM decision boundary).
+    ``scale`` is the step between pyramid levels and ``gray`` runs HOG on the luma plane:
+    the defaults (1.1, gray) cost less than half of OpenCV's usual 1.05 on colour, with
+    the same line-count error on vtest.avi (3 %, against the hand-made ground truth of
+    tests/data/analytics; 1.05 on colour: 3 %, 1.1 on colour: 6 %), measured in
+    bench/analytics.py. ``padding`` is the border HOG adds around each image.
     ``haar_fullbody`` adds OpenCV's Haar full-body cascade as a second opinion (more
     recall on upright people, more false positives; off by default).
     """
@@ -56,7 +61,7 @@ class HogPeopleDetector:
         self,
         *,
         min_score: float = 0.7,
-        scale: float = 1.05,
+        scale: float = 1.1,
         win_stride: int = 8,
         margin: float = 0.2,
         target_person_px: float = 110.0,
@@ -65,6 +70,8 @@ class HogPeopleDetector:
         batch: bool = False,
         haar_fullbody: bool = False,
         nms_iou: float = 0.45,
+        gray: bool = True,
+        padding: int = 8,
     ) -> None:
         self.min_score = min_score
         self.scale = scale
@@ -75,6 +82,8 @@ class HogPeopleDetector:
         self.full_frame_width = full_frame_width
         self.batch = batch
         self.nms_iou = nms_iou
+        self.gray = gray
+        self.padding = (padding, padding)
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
         self._haar: cv2.CascadeClassifier | None = None
@@ -123,9 +132,10 @@ class HogPeopleDetector:
         return [Detection(self.label, found[i][1], found[i][0]) for i in keep]
 
     # -- internals -------------------------------------------------------------------
-    @staticmethod
-    def _prepare(frame: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:
+    def _prepare(self, frame: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:
         img: npt.NDArray[Any] = frame[crop.y1 : crop.y2, crop.x1 : crop.x2]
+        if self.gray and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)  # before resizing: a third of the work
         if crop.scale != 1.0:
             size = (round(crop.width * crop.scale), round(crop.height * crop.scale))
             interp = cv2.INTER_LINEAR if crop.scale > 1.0 else cv2.INTER_AREA
@@ -141,7 +151,7 @@ class HogPeopleDetector:
         self, img: npt.NDArray[np.uint8]
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
         rects, weights = self._hog.detectMultiScale(
-            img, hitThreshold=0.0, winStride=self.win_stride, padding=(8, 8), scale=self.scale
+            img, hitThreshold=0.0, winStride=self.win_stride, padding=self.padding, scale=self.scale
         )
         return np.asarray(rects, np.int32).reshape(-1, 4), np.asarray(weights).reshape(-1)
 
@@ -183,7 +193,7 @@ class HogPeopleDetector:
             x += iw + gap
             row_h = max(row_h, ih)
             canvas_w = max(canvas_w, x - gap)
-        canvas = np.full((y + row_h, canvas_w, 3), 127, np.uint8)
+        canvas = np.full((y + row_h, canvas_w, *images[0].shape[2:]), 127, np.uint8)
         for k, t in tiles:
             canvas[t.y : t.y + t.h, t.x : t.x + t.w] = images[k]
         rects, weights = self._hog_rects(canvas)
@@ -205,7 +215,7 @@ class HogPeopleDetector:
         self, img: npt.NDArray[np.uint8], crop: Crop, fw: int, fh: int
     ) -> list[tuple[Box, float]]:
         assert self._haar is not None
-        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
         rects, _, level_weights = self._haar.detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=3, minSize=(24, 48), outputRejectLevels=True
         )
