@@ -14,18 +14,21 @@ the same moment; the wall time at which the *last* RTP packet of a frame reaches
 client is that frame's send time. Its access units are decoded afterwards (not while
 measuring) to learn the stamp of each.
 
-1. **live**: the camera page (``#/camera/door``, main stream over the WebSocket + MSE) in
-   Debian's Chromium driven by Playwright. ``requestVideoFrameCallback`` on the live
-   ``<video>`` draws the stamp strip of every presented frame into a canvas and decodes it;
-   latency = ``expectedDisplayTime`` (wall clock) - send time of that frame. The page is
-   reloaded for every session, because each page load settles at its own distance behind
-   the live edge during start-up (and keeps it). A wrapper around ``WebSocket`` (init
-   script) records when each fMP4 fragment reached the page (its ``tfdt`` gives the frame),
-   which splits the latency into server path (ingest + hub + WebSocket) and browser path
-   (MSE buffering + decode + compositing). Baseline in the same run: a direct PyAV RTSP
-   reader (child process, Vigil's FFmpeg options, slice-threaded decoder): decoded-frame
-   time - send time. ``--what-if`` adds page loads where a script injected by the
-   benchmark chases the live edge (playbackRate 1.25 while > 200 ms is buffered).
+1. **live**: the camera page (``#/camera/door``, main stream) in Debian's Chromium driven by
+   Playwright, once per page load over each transport the page has: **MSE**
+   (``?live=mse``: fMP4 over the WebSocket into Media Source Extensions; the page chases
+   the live edge) and **WebRTC** (the page's default: H.264 passed through by aiortc,
+   the browser's jitter buffer), interleaved page load by page load so both see the same
+   machine. ``requestVideoFrameCallback`` on the live ``<video>`` draws the stamp strip
+   of every presented frame into a canvas and decodes it; latency =
+   ``expectedDisplayTime`` (wall clock) - send time of that frame. The page is reloaded
+   for every session, because each page load settles on its own during start-up. For
+   MSE a wrapper around ``WebSocket`` (init script) records when each fMP4 fragment
+   reached the page (its ``tfdt`` gives the frame), which splits the latency into server
+   path (ingest + hub + WebSocket) and browser path (MSE buffering + decode +
+   compositing); WebRTC has no such split here. Baseline in the same run: a direct PyAV
+   RTSP reader (child process, Vigil's FFmpeg options, slice-threaded decoder):
+   decoded-frame time - send time.
 2. **click**: on the same page, "15 min" zoom, then clicks at random past instants on the
    timeline canvas; from the ``pointerup`` event (which starts the seek) to the
    ``expectedDisplayTime`` of the first presented frame whose stamp is the frame sent at
@@ -117,10 +120,11 @@ def git_state() -> str:
         try:
             return subprocess.run(
                 ["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
+            ).stdout.rstrip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
+    # porcelain lines are "XY path": strip() would eat the X of the first one
     dirty = [line[3:] for line in git("status", "--porcelain", "src").splitlines()]
     return f"commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (
         f", uncommitted changes in {', '.join(dirty)}" if dirty else ", src/ clean"
@@ -791,68 +795,57 @@ def analyse_frames(
     }
 
 
-# What-if for live.js: chase the live edge by playing slightly faster while more than
-# `hi` seconds are buffered ahead of the playhead, back to 1x below `lo` (run in the page by
-# this benchmark; the shipped page only jumps when it is more than 1.5 s behind).
-CHASE_JS = r"""
-([sel, hi, lo, rate]) => {
-  const v = document.querySelector(sel);
-  clearInterval(window.__chase);
-  window.__chase = setInterval(() => {
-    if (!v.buffered.length) return;
-    const ahead = v.buffered.end(v.buffered.length - 1) - v.currentTime;
-    if (ahead > hi) v.playbackRate = rate;
-    else if (ahead < lo) v.playbackRate = 1;
-  }, 50);
-}
-"""
+LIVE_PAGES = {"mse": "/#/camera/door?live=mse", "webrtc": "/#/camera/door"}
 
 
-def live_sessions(
+def live_session(
     args: argparse.Namespace,
     page: Any,
     ref: RtpRecorder,
     res: LiveResult,
-    n: int,
-    warm_s: float,
-    chase: tuple[float, float, float] | None = None,
+    transport: str,
+    k: int,
 ) -> None:
-    for k in range(n):
-        page.reload()
-        page.wait_for_function(
-            f"() => {{ const v = document.querySelector('{LIVE_VIDEO}');"
-            " return v && v.readyState >= 2 && v.currentTime > 0; }",
-            timeout=30000,
-        )
-        if chase is not None:
-            page.evaluate(CHASE_JS, [LIVE_VIDEO, *chase])
-        time.sleep(warm_s)
-        w0 = time.time_ns()
-        res.rvfc = bool(page.evaluate(SAMPLER_JS, [LIVE_VIDEO, "live"]))
-        time.sleep(args.sample_s)
-        res.windows.append((w0 - 2_000_000_000, time.time_ns()))
-        got = page.evaluate(COLLECT_JS, ["live", 0])
-        page.evaluate(STOP_JS, "live")
-        res.clock_skew_ms = max(res.clock_skew_ms, abs(got["clock"]))
-        ref.decode()
-        row = analyse_frames(got["frames"], ref, got["ws"], args.fps, res)
-        row["waiting"] = got["waiting"]
-        res.sessions.append(row)
-        what = "what-if chase, " if chase else ""
-        print(
-            f"  {what}page load {k + 1}: {row['matched']}/{row['frames']} frames, latency p50 "
-            f"{f1(row['p50'])} ms p95 {f1(row['p95'])} ms (server {f1(row['server_p50'])},"
-            f" browser {f1(row['browser_p50'])}); buffered ahead of the playhead p50 "
-            f"{f1(row['ahead_p50'])} ms; 'waiting' events {row['waiting']}",
-            flush=True,
-        )
+    """One page load of the camera page over ``transport``, sampled for --sample-s."""
+    page.goto(LIVE_PAGES[transport])
+    page.reload()
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('{LIVE_VIDEO}');"
+        " return v && v.readyState >= 2 && v.currentTime > 0; }",
+        timeout=30000,
+    )
+    got_transport = page.get_attribute("#player .live", "data-transport")
+    if got_transport != transport:
+        raise RuntimeError(f"the page plays over {got_transport}, not {transport}")
+    time.sleep(args.warm_s)
+    w0 = time.time_ns()
+    res.rvfc = bool(page.evaluate(SAMPLER_JS, [LIVE_VIDEO, "live"]))
+    time.sleep(args.sample_s)
+    res.windows.append((w0 - 2_000_000_000, time.time_ns()))
+    got = page.evaluate(COLLECT_JS, ["live", 0])
+    page.evaluate(STOP_JS, "live")
+    res.clock_skew_ms = max(res.clock_skew_ms, abs(got["clock"]))
+    ref.decode()
+    ws = got["ws"] if transport == "mse" else []
+    row = analyse_frames(got["frames"], ref, ws, args.fps, res)
+    row["waiting"] = got["waiting"]
+    row["transport"] = transport
+    row["page_load"] = k + 1
+    row["order"] = w0
+    res.sessions.append(row)
+    print(
+        f"  {transport} page load {k + 1}: {row['matched']}/{row['frames']} frames, latency "
+        f"p50 {f1(row['p50'])} ms p95 {f1(row['p95'])} ms (server {f1(row['server_p50'])},"
+        f" browser {f1(row['browser_p50'])}); buffered ahead of the playhead p50 "
+        f"{f1(row['ahead_p50'])} ms; 'waiting' events {row['waiting']}",
+        flush=True,
+    )
 
 
 def bench_live(
     args: argparse.Namespace, vigil: VigilProc, ref: RtpRecorder, cam_url: str, browser: Any
-) -> tuple[LiveResult, LiveResult | None]:
-    res = LiveResult()
-    chase: LiveResult | None = None
+) -> dict[str, LiveResult]:
+    res = {"mse": LiveResult(), "webrtc": LiveResult()}
     child = subprocess.Popen(
         [sys.executable, __file__, "--child-pyav", cam_url, "3600"],
         stdin=subprocess.PIPE,
@@ -864,19 +857,10 @@ def bench_live(
     page = context.new_page()
     try:
         login(page)
-        page.goto("/#/camera/door")
-        live_sessions(args, page, ref, res, args.sessions, args.warm_s)
-        if args.what_if:
-            chase = LiveResult()
-            live_sessions(
-                args,
-                page,
-                ref,
-                chase,
-                args.what_if_sessions,
-                max(args.warm_s, 5.0),
-                (0.2, 0.15, 1.25),
-            )
+        for k in range(args.sessions):
+            order = ("mse", "webrtc") if k % 2 == 0 else ("webrtc", "mse")
+            for transport in order:
+                live_session(args, page, ref, res[transport], transport, k)
     finally:
         context.close()
         try:  # communicate() closes its stdin: the reader stops at EOF
@@ -891,16 +875,18 @@ def bench_live(
         print(f"  PyAV reader failed: {err.decode(errors='replace')[-500:]}")
         rows = []
     settled = rows[0][2] + 3_000_000_000 if rows else 0  # after the reader's probing burst
+    windows = res["mse"].windows + res["webrtc"].windows
+    base = res["mse"]
     for stamp, demux_ns, dec_ns in rows:
         if stamp is None or dec_ns < settled:
             continue
         sent = ref.send_of(stamp, dec_ns + 5_000_000, int(10e9))
-        if sent is None or not any(a <= sent <= b for a, b in res.windows):
+        if sent is None or not any(a <= sent <= b for a, b in windows):
             continue  # only while the page was sampled
-        res.baseline.append((dec_ns - sent) / 1e6)
+        base.baseline.append((dec_ns - sent) / 1e6)
         if demux_ns is not None:
-            res.baseline_demux.append((demux_ns - sent) / 1e6)
-    return res, chase
+            base.baseline_demux.append((demux_ns - sent) / 1e6)
+    return res
 
 
 # -- part 2: click on the timeline to first frame --------------------------------------------------
@@ -1874,25 +1860,28 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                 "",
             ]
         )
-        wc = live.get("what_if_chase")
-        if wc:
-            rows.append(
+        rtc = live.get("webrtc")
+        if rtc:
+            rows.insert(
+                3,
                 [
-                    "what-if (injected by the bench): the page chases the live edge, "
-                    "playbackRate 1.25 while > 200 ms buffered",
-                    wc["n"],
-                    f1(wc["p50"]),
-                    f1(wc["p95"]),
-                    f1(wc["max"]),
+                    "Vigil WebRTC in Chromium (display - send)",
+                    rtc["n"],
+                    f1(rtc["p50"]),
+                    f1(rtc["p95"]),
+                    f1(rtc["max"]),
                     "",
-                ]
+                ],
             )
+        rows[0][0] = "Vigil MSE in Chromium (display - send)"
         C.print_table(
             "1. live latency (ms)", ["path", "frames", "p50", "p95", "max", "load"], rows, md
         )
+        sessions = live["sessions"] + (rtc["sessions"] if rtc else [])
+        sessions.sort(key=lambda r: r.get("order", 0))
         srows = [
             [
-                i + 1,
+                f"{s.get('page_load', i + 1)} {s.get('transport', 'mse')}",
                 s["matched"],
                 f1(s["p50"]),
                 f1(s["p95"]),
@@ -1901,11 +1890,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                 f1(s["ahead_p50"]),
                 s["waiting"],
             ]
-            for i, s in enumerate(live["sessions"] + (wc["sessions"] if wc else []))
+            for i, s in enumerate(sessions)
         ]
-        if wc:
-            for r in srows[len(live["sessions"]) :]:
-                r[0] = f"{r[0] - len(live['sessions'])} (what-if chase)"
         C.print_table(
             "1b. live latency per page load (ms)",
             [
@@ -2054,10 +2040,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--bitrate", type=int, default=2000, help="camera kbit/s")
     ap.add_argument("--clip-s", type=float, default=60.0, help="loop length of the camera clip")
-    ap.add_argument("--sessions", type=int, default=8, help="page loads for the live part")
+    ap.add_argument(
+        "--sessions", type=int, default=8, help="page loads per transport for the live part"
+    )
     ap.add_argument("--warm-s", type=float, default=2.0)
     ap.add_argument("--sample-s", type=float, default=10.0)
-    ap.add_argument("--what-if-sessions", type=int, default=4)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument(
         "--min-footage-s",
@@ -2173,7 +2160,8 @@ def run_camera_parts(
         if "live" in parts:
             time.sleep(3)
             load = part_header("1. live latency in Chromium", args)
-            res, chase = bench_live(args, vigil, ref, cam_url, browser)
+            both = bench_live(args, vigil, ref, cam_url, browser)
+            res, rtc = both["mse"], both["webrtc"]
             results["live"] = {
                 "load": load,
                 **pcts(res.latencies),
@@ -2186,18 +2174,18 @@ def run_camera_parts(
                 "no_stamp": res.no_stamp,
                 "rvfc": res.rvfc,
                 "clock_skew_ms": res.clock_skew_ms,
+                "webrtc": {
+                    **pcts(rtc.latencies),
+                    "sessions": rtc.sessions,
+                    "unmatched": rtc.unmatched,
+                    "no_stamp": rtc.no_stamp,
+                    "clock_skew_ms": rtc.clock_skew_ms,
+                },
             }
-            if chase is not None:
-                results["live"]["what_if_chase"] = {
-                    **pcts(chase.latencies),
-                    "sessions": chase.sessions,
-                    "server": pcts(chase.server_ms),
-                    "browser": pcts(chase.browser_ms),
-                    "rule": "playbackRate 1.25 while > 200 ms buffered ahead, 1.0 below 150 ms",
-                }
             print(
-                f"  frames without a readable stamp: {res.no_stamp}, without a reference "
-                f"frame: {res.unmatched}; requestVideoFrameCallback: {res.rvfc}"
+                f"  frames without a readable stamp: MSE {res.no_stamp}, WebRTC "
+                f"{rtc.no_stamp}; without a reference frame: MSE {res.unmatched}, WebRTC "
+                f"{rtc.unmatched}; requestVideoFrameCallback: {res.rvfc}"
             )
         if "viewers" in parts:
             ref.decode()
