@@ -148,3 +148,64 @@ def test_disabled_webrtc_answers_503(api: SimpleNamespace, tmp_path: Path) -> No
         r = client.post("/api/cameras/door/webrtc",
                         json={"type": "offer", "sdp": browser_offer()}, headers=h)
     assert r.status_code == 503 and error_code(r) == "webrtc_disabled"
+
+
+def _fuzz_runner(op: Any, explicit: dict[str, Any], checks: list[Any],
+                 headers: dict[str, str]) -> Any:
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy(**explicit))
+    def run(case: Any) -> None:
+        case.call_and_validate(headers=headers, checks=checks)
+
+    return run
+
+
+def test_fuzzed_webrtc_requests_get_no_server_error(api: SimpleNamespace) -> None:  # noqa: F811
+    """Schemathesis on the two WebRTC operations (the API's fuzz test covers the app
+    without the live router): schema-violating and generated offers, bodies and peer ids
+    must get documented 4xx answers, never a 500."""
+    import time
+
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        status_code_conformance,
+    )
+
+    accounts = Accounts(api.index.db, fast_hasher())
+    secret, _ = accounts.create_token("boss", "fuzz", ["admin"],
+                                      int((time.time() + 3600) * 1_000_000))
+    headers = {"Authorization": f"Bearer {secret}"}
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", api.client.app,
+                                            headers=headers)
+    ops = [r.ok() for r in schema.get_all_operations() if "webrtc" in r.ok().path]
+    assert {(o.method.upper(), o.path) for o in ops} == {
+        ("POST", "/api/cameras/{camera}/webrtc"),
+        ("DELETE", "/api/cameras/{camera}/webrtc"),
+    }
+    real = {"type": "offer", "sdp": browser_offer()}  # a real offer: the answering path too
+    failures = {}
+    for op in ops:
+        for n, explicit in enumerate(
+            [{"generation_mode": GenerationMode.NEGATIVE}, {},
+             {"path_parameters": {"camera": "door"}}]
+            + ([{"path_parameters": {"camera": "door"}, "body": real}] if op.method == "post"
+               else [])
+        ):
+            checks = [not_a_server_error] if n == 0 else [
+                not_a_server_error, status_code_conformance, content_type_conformance]
+
+            run = _fuzz_runner(op, explicit, checks, headers)
+
+            try:
+                run()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # collected (schemathesis raises exception groups)
+                failures[f"{op.label} (pass {n})"] = f"{type(exc).__name__}: {str(exc)[:2000]}"
+    assert not failures, "\n\n".join(f"{k}\n{v}" for k, v in failures.items())
