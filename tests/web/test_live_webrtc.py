@@ -59,6 +59,35 @@ def test_camera_page_plays_over_webrtc(page: Any, vigil: Vigil) -> None:
     assert page.errors.unexpected() == []
 
 
+def test_webrtc_reconnects_when_the_server_ends_the_peer(page: Any, vigil: Vigil) -> None:
+    login(page, ADMIN)
+    page.goto("/#/camera/yard")
+    page.wait_for_selector('#player .live[data-transport="webrtc"][data-state="live"]',
+                           timeout=30000)
+    hub = vigil.registry.get("yard", "main")
+    assert hub is not None and hub._rtc is not None
+    with hub._rtc._lock:
+        before = list(hub._rtc._tracks)
+    assert len(before) == 1
+    # the server ends the peer (as a hub restart does): the page notices the dead peer
+    # connection or the frozen picture and connects again, over WebRTC
+    for t in before:
+        t.end("hub_closed")
+
+    def replaced() -> bool:
+        with hub._rtc._lock:
+            now = list(hub._rtc._tracks)
+        return bool(now) and not set(map(id, now)) & set(map(id, before))
+
+    wait_for(replaced, 40, "a new WebRTC peer")
+    page.wait_for_selector('#player .live[data-transport="webrtc"][data-state="live"]',
+                           timeout=30000)
+    t0 = page.eval_on_selector(VIDEO, "v => v.currentTime")
+    wait_for(lambda: page.eval_on_selector(VIDEO, "v => v.currentTime") > t0 + 0.5, 15,
+             "the video to play again")
+    assert page.errors.unexpected() == []
+
+
 def test_h265_camera_falls_back_from_webrtc(page: Any, vigil: Vigil) -> None:
     login(page, ADMIN)
     page.goto("/#/camera/garage")
