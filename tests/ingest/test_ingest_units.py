@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
@@ -114,6 +115,71 @@ def test_interrupt_hook_is_installed_and_scoped_to_one_thread() -> None:
     finally:
         interrupt.clear(ident)
     assert core.time.monotonic() < real + 10
+
+
+def test_read_switch_turns_pyav_read_timeout_off_and_interrupts_on_trigger(
+    media: dict[str, Path],
+) -> None:
+    """ReadSwitch finds PyAV's timeout field by the sentinel, sets it to -1 (no GIL in
+    FFmpeg's interrupt callback), and trigger() makes the next read fail with ExitError."""
+    import ctypes
+
+    path = media["big_ts"]
+    with av.open(str(path), timeout=(5.0, interrupt.READ_SENTINEL)) as c:
+        gen = c.demux(c.streams.video[0])
+        next(gen)
+        sw = interrupt.ReadSwitch(c)
+        assert not sw.armed and sw.arm() and sw.armed
+        assert sw._addr is not None
+        assert ctypes.c_double.from_address(sw._addr).value == -1.0
+        n_after = sum(1 for _ in gen)  # reading on works, to the end of the file
+        assert n_after > 10
+    with av.open(str(path), timeout=(5.0, interrupt.READ_SENTINEL)) as c:
+        gen = c.demux(c.streams.video[0])
+        next(gen)
+        sw = interrupt.ReadSwitch(c)
+        assert sw.arm()
+        sw.trigger()
+        read = 0
+        with pytest.raises(av.ExitError):
+            for _ in gen:  # what is already buffered may come out, then it stops
+                read += 1
+        assert read < n_after
+        sw.release()
+        sw.trigger()  # released: a no-op, not a write into freed memory
+        assert not sw.armed
+
+
+def test_read_switch_refuses_a_container_without_the_sentinel(media: dict[str, Path]) -> None:
+    with av.open(str(media["big_ts"]), timeout=(5.0, 7.0)) as c:
+        gen = c.demux(c.streams.video[0])
+        next(gen)
+        assert not interrupt.ReadSwitch(c).arm()
+
+
+def test_stall_watchdog_calls_the_owner_once_its_read_waited_too_long() -> None:
+    calls: list[tuple[str, float]] = []
+
+    class Owner:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.last_read = time.monotonic()
+
+        def read_stalled(self, sw: interrupt.ReadSwitch) -> None:
+            calls.append((self.name, time.monotonic() - self.last_read))
+
+    dog = interrupt.StallWatchdog(period=0.02)
+    slow, fresh = Owner("slow"), Owner("fresh")
+    sw_slow, sw_fresh = interrupt.ReadSwitch(None), interrupt.ReadSwitch(None)
+    dog.watch(sw_slow, slow, 0.2)
+    dog.watch(sw_fresh, fresh, 0.2)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        fresh.last_read = time.monotonic()  # keeps reading
+        time.sleep(0.01)
+    assert [c[0] for c in calls] == ["slow"]  # once, and only the stalled one
+    assert 0.2 <= calls[0][1] <= 0.5
+    dog.unwatch(sw_fresh)
 
 
 def test_settle_finds_the_anchor_behind_a_probe_backlog() -> None:

@@ -68,6 +68,12 @@ class HealthTracker:
         self._samples: deque[tuple[float, int, bool, int]] = deque()
         self._window_bytes = 0
         self._window_video = 0
+        # Per-packet counters live outside the frozen snapshot: ``packet()`` runs for every
+        # packet of every camera, and rebuilding a 25-field dataclass each time was a
+        # measurable share of the recorder's CPU (bench/record.py). Folded in by snapshot().
+        self._packets = 0
+        self._bytes = 0
+        self._last_packet_wall_us: int | None = None
 
     # -- updates (ingest thread) -----------------------------------------------------------
 
@@ -118,10 +124,9 @@ class HealthTracker:
             self._window_bytes += size
             self._window_video += int(video)
             self._prune(now)
-            h = self._h
-            self._h = replace(
-                h, packets=h.packets + 1, bytes=h.bytes + size, last_packet_wall_us=wall_us
-            )
+            self._packets += 1
+            self._bytes += size
+            self._last_packet_wall_us = wall_us
 
     def dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -157,7 +162,12 @@ class HealthTracker:
         now = time.monotonic()
         with self._lock:
             self._prune(now)
-            h = self._h
+            h = replace(
+                self._h,
+                packets=self._packets,
+                bytes=self._bytes,
+                last_packet_wall_us=self._last_packet_wall_us,
+            )
             vids = [m for _, _, v, m in self._samples if v]
             if len(vids) < 2 or vids[-1] <= vids[0]:
                 return replace(h, fps=0.0, bitrate_bps=0.0)

@@ -189,6 +189,10 @@ class CameraReader:
         self._thread: threading.Thread | None = None
         self._ilock = threading.Lock()
         self._finished = False
+        self._switch: interrupt.ReadSwitch | None = None  # guarded by _ilock
+        self._stalled_by_watchdog = False
+        self._interrupted_thread = False
+        self.last_read = time.monotonic()  # monotonic time of the last packet read
         self._sink_errors: dict[int, int] = {}
         self._opened_once = False
         # the latest back-off delays waited, newest last (for tests and metrics)
@@ -221,6 +225,8 @@ class CameraReader:
         with self._ilock:
             if not self._finished and t.ident is not None:
                 interrupt.interrupt(t.ident)
+            if self._switch is not None:
+                self._switch.trigger()
         if t is threading.current_thread():
             return False  # called from a sink: the loop notices the flag on return
         t.join(timeout)
@@ -239,6 +245,19 @@ class CameraReader:
     def health(self) -> CameraHealth:
         """Thread-safe snapshot of this stream's health."""
         return self._health.snapshot()
+
+    def read_stalled(self, switch: interrupt.ReadSwitch) -> None:
+        """Called by the stall watchdog (its thread): the read has waited too long."""
+        with self._ilock:
+            if self._switch is not switch or self._finished:
+                return
+            self._stalled_by_watchdog = True
+            if switch.armed:
+                switch.trigger()
+            elif self._thread is not None and self._thread.ident is not None:
+                # not switched (first packet pending): PyAV's own timeout is still armed
+                interrupt.interrupt(self._thread.ident)
+                self._interrupted_thread = True
 
     # -- thread -------------------------------------------------------------------------
 
@@ -273,7 +292,11 @@ class CameraReader:
                 container = open_input(
                     target,
                     open_timeout=self._cfg.open_timeout,
-                    read_timeout=self._cfg.stall_timeout,
+                    # network reads: a sentinel that ReadSwitch finds and switches off
+                    # (see interrupt.py); stalls are then the watchdog's job
+                    read_timeout=(
+                        self._cfg.stall_timeout if target.is_file else interrupt.READ_SENTINEL
+                    ),
                     stopping=self._stop.is_set,
                 )
             except IngestError as open_err:
@@ -331,6 +354,14 @@ class CameraReader:
         error: IngestError | None = None
         video: Any = None
         audio: Any = None
+        switch: interrupt.ReadSwitch | None = None
+        if not target.is_file:
+            switch = interrupt.ReadSwitch(container)
+            with self._ilock:
+                self._switch = switch
+                self._stalled_by_watchdog = False
+            self.last_read = time.monotonic()
+            interrupt.StallWatchdog.shared().watch(switch, self, self._cfg.stall_timeout)
         try:
             video, audio = self._pick_streams(container, target)
             vstate = self._video_state(video)
@@ -343,6 +374,10 @@ class CameraReader:
             last_video = time.monotonic()
             while True:
                 pkt = self._next_packet(gen, target)
+                if switch is not None and not switch.armed:
+                    with self._ilock:
+                        if not self._stop.is_set():
+                            switch.arm()
                 if pkt.size == 0:
                     continue  # PyAV's end-of-stream flush packets
                 is_video = pkt.stream is video
@@ -453,6 +488,14 @@ class CameraReader:
                 self._failed(error, state="stalled" if reason == "stalled" else "offline")
             if conn.session is not None and conn.clock is not None:
                 self._end_session(conn.session, conn.clock, reason)
+            if switch is not None:
+                interrupt.StallWatchdog.shared().unwatch(switch)
+                with self._ilock:
+                    switch.release()
+                    self._switch = None
+                    if self._interrupted_thread and not self._stop.is_set():
+                        interrupt.clear(threading.get_ident())  # the next open must work
+                    self._interrupted_thread = False
             if gen is not None:
                 with contextlib.suppress(Exception):
                     gen.close()  # type: ignore[attr-defined]
@@ -490,7 +533,8 @@ class CameraReader:
         t0 = time.monotonic()
         try:
             pkt = next(gen)
-            waited = time.monotonic() - t0
+            self.last_read = now = time.monotonic()
+            waited = now - t0
             if waited >= self._cfg.stall_timeout and not target.is_file:
                 # PyAV's read timeout fired: FFmpeg's RTSP demuxer then returns what was left
                 # in its reorder queue instead of failing, and only the *next* read fails,
@@ -515,6 +559,15 @@ class CameraReader:
         except Exception as exc:
             if self._stop.is_set():
                 raise _ConnectionEnded("stopped") from None
+            if self._stalled_by_watchdog:
+                raise _ConnectionEnded(
+                    "stalled",
+                    IngestError(
+                        "stalled",
+                        MESSAGES["stalled"].format(timeout=self._cfg.stall_timeout),
+                        source=target.display,
+                    ),
+                ) from None
             err = classify(
                 exc,
                 source=target.display,
