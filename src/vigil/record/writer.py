@@ -116,7 +116,14 @@ class _Track:
 
 
 def _to_ticks(us: int, tb: Fraction) -> int:
-    return round(Fraction(us) * _US / tb)
+    """``round(us µs / tb)``, half to even like ``round(Fraction)``, in integer arithmetic:
+    this runs several times per packet, and Fraction arithmetic cost more than the mux."""
+    d = tb.numerator * 1_000_000
+    q, r = divmod(us * tb.denominator, d)
+    r2 = 2 * r
+    if r2 > d or (r2 == d and q & 1):
+        q += 1
+    return q
 
 
 class SegmentWriter:
