@@ -127,6 +127,28 @@ def test_offer_answered_audited_and_closed(api: SimpleNamespace) -> None:  # noq
     assert r.status_code == 404 and error_code(r) == "not_found"
 
 
+def test_peer_closes_when_the_session_is_logged_out(api: SimpleNamespace) -> None:  # noqa: F811
+    import time
+
+    from vigil.live.webrtc import RtcPeers
+
+    # re-checked every 0.2 s here instead of every minute
+    api.client.app.state.webrtc_peers = RtcPeers(revalidate=0.2)
+    h = session_headers(api.client, "guest")
+    r = api.client.post("/api/cameras/yard/webrtc",
+                        json={"type": "offer", "sdp": browser_offer()}, headers=h)
+    assert r.status_code == 200, r.text
+    peers = api.client.app.state.webrtc_peers
+    time.sleep(1.0)
+    assert len(peers) == 1  # still valid: kept
+    assert api.client.post("/api/auth/logout", headers=h).status_code in (200, 204)
+    deadline = time.monotonic() + 10
+    while len(peers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(peers) == 0
+    assert api.hubs["yard"]._rtc.peer_count == 0
+
+
 def test_h265_camera_is_refused_with_409(api: SimpleNamespace, live_clips: dict[str, Path]) -> None:  # noqa: F811
     feed_file(api.hubs["door"], live_clips["hevc"], max_seconds=0.3, end_reason=None)
     h = session_headers(api.client, "boss")
