@@ -52,6 +52,9 @@ measuring) to learn the stamp of each.
 4. **viewers**: 50 WebSocket live viewers (``websockets``, bearer token) reading
    continuously; Vigil's RSS and CPU with 0 viewers, with 50, and after they left; frames
    per second received by each viewer.
+5. **peers**: ``--peers`` (8) WebSocket viewers, then as many WebRTC peers (aiortc clients
+   in this process whose H.264 decoder only counts frames), of the main stream: Vigil's
+   CPU and RSS per viewer of each kind (why the grid stays on MSE).
 
 Run by hand only (never in CI), on loopback only::
 
@@ -1248,6 +1251,89 @@ def bench_viewers(args: argparse.Namespace, vigil: VigilProc) -> list[ViewerResu
     return out
 
 
+async def _rtc_peers(args: argparse.Namespace, vigil: VigilProc, n: int, res: ViewerResult) -> None:
+    """``n`` WebRTC peers (aiortc clients in this process, bearer token) on the camera's
+    main stream. The clients do not decode (their H.264 decoder only counts frames): the
+    CPU measured is Vigil's, whose side packetizes and encrypts (SRTP) per peer."""
+    import httpx
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.codecs import h264
+
+    frames = [0]
+
+    def count(_self: Any, _encoded: Any) -> list[Any]:
+        frames[0] += 1
+        return []
+
+    h264.H264Decoder.decode = count  # type: ignore[method-assign]
+    me = os.getpid()
+    pid = vigil.pid
+    s0 = C.ProcSampler(lambda: [pid], interval=0.5).start()
+    await asyncio.sleep(args.viewer_measure_s)
+    u0 = s0.stop()
+    res.rss0_mb, res.pss0_mb, res.cpu0 = u0.rss_mean / C.MB, u0.pss_mean / C.MB, u0.cpu_pct
+    res.threads0 = C.thread_count(pid)
+    pcs = []
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(
+        base_url=vigil.url, headers={"Authorization": f"Bearer {vigil.token}"}, timeout=60
+    ) as http:
+        for i in range(n):
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("video", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            r = await http.post(
+                "/api/cameras/door/webrtc?stream=main",
+                json={"type": "offer", "sdp": pc.localDescription.sdp},
+            )
+            if r.status_code != 200:
+                res.errors.append(f"peer {i}: HTTP {r.status_code} {r.text[:200]}")
+                await pc.close()
+                continue
+            await pc.setRemoteDescription(RTCSessionDescription(r.json()["sdp"], "answer"))
+            pcs.append(pc)
+        while time.monotonic() - t0 < 60 and any(p.connectionState != "connected" for p in pcs):
+            await asyncio.sleep(0.1)
+        res.connect_s = time.monotonic() - t0
+        await asyncio.sleep(args.viewer_warm_s)
+        f0 = frames[0]
+        sn = C.ProcSampler(lambda: [pid], interval=0.5).start()
+        client_t0 = C.cpu_ticks(me) or 0
+        t_start = time.monotonic()
+        await asyncio.sleep(args.viewer_measure_s)
+        dt = time.monotonic() - t_start
+        un = sn.stop()
+        client_ticks = (C.cpu_ticks(me) or 0) - client_t0
+        res.rss_n_mb, res.pss_n_mb, res.cpu_n = un.rss_mean / C.MB, un.pss_mean / C.MB, un.cpu_pct
+        res.threads_n = C.thread_count(pid)
+        res.client_cpu = 100.0 * client_ticks / C.CLK_TCK / dt
+        per_peer = (frames[0] - f0) / dt / max(1, len(pcs))
+        res.fps = [per_peer] * len(pcs) or [0.0]
+        res.mbit = [0.0]
+        for pc in pcs:
+            await pc.close()
+    await asyncio.sleep(10)
+    s2 = C.ProcSampler(lambda: [pid], interval=0.5).start()
+    await asyncio.sleep(3)
+    res.rss_after_mb = s2.stop().rss_mean / C.MB
+
+
+def bench_peers(args: argparse.Namespace, vigil: VigilProc) -> dict[str, ViewerResult]:
+    """The same number of WebSocket viewers and WebRTC peers, one after the other."""
+    out = {"ws": ViewerResult(args.peers), "webrtc": ViewerResult(args.peers)}
+    run_in_thread(_viewers(args, vigil, args.peers, out["ws"]))
+    run_in_thread(_rtc_peers(args, vigil, args.peers, out["webrtc"]))
+    for kind, res in out.items():
+        print(
+            f"  {args.peers} {kind} viewers: RSS {res.rss0_mb:.1f} -> {res.rss_n_mb:.1f} MB; "
+            f"CPU {res.cpu0:.0f}% -> {res.cpu_n:.0f}%; fps mean "
+            f"{sum(res.fps) / len(res.fps):.1f}; client CPU {res.client_cpu:.0f}%; errors "
+            f"{len(res.errors)} {res.errors[:2]}",
+            flush=True,
+        )
+    return out
+
+
 # -- part 3: event search ------------------------------------------------------------------------
 
 CAMERAS = {  # name: (share of events, zones)
@@ -1582,7 +1668,9 @@ def measure_search(
                         dt = time.perf_counter() - t0
                         got["store"] = [e.id for e in page.items]
                     else:
-                        rows = conn.execute(raw_statement(p, cam_ids, **rw)).all()
+                        stmt = raw_statement(p, cam_ids, **rw)  # built before the clock
+                        t0 = time.perf_counter()
+                        rows = conn.execute(stmt).all()
                         dt = time.perf_counter() - t0
                         got["raw"] = [row.id for row in rows[:PAGE]]
                         if rewrite:
@@ -2015,6 +2103,32 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         )
 
 
+    peers = results.get("peers")
+    if peers:
+        rows = [
+            [
+                {"ws": "WebSocket (fMP4)", "webrtc": "WebRTC (aiortc)"}[kind],
+                v["n"],
+                f"{v['rss0_mb']:.1f} -> {v['rss_n_mb']:.1f}",
+                f"{v['per_viewer_kib']:.0f}",
+                f"{v['cpu0']:.0f} % -> {v['cpu_n']:.0f} %",
+                f"{(v['cpu_n'] - v['cpu0']) / max(1, v['n']):.1f} %",
+                f"{v['fps_mean']:.1f}",
+                len(v["errors"]),
+                f"{v['client_cpu']:.0f} %",
+                v["load"],
+            ]
+            for kind, v in peers.items()
+        ]
+        C.print_table(
+            "5. WebSocket viewers vs WebRTC peers of one camera (Vigil process)",
+            ["kind", "n", "RSS MB", "KiB/viewer", "CPU", "CPU per viewer", "fps mean",
+             "errors", "client CPU", "load"],
+            rows,
+            md,
+        )
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -2022,8 +2136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--only",
-        default="live,click,search,viewers",
-        help="comma list of parts: live, click, search, viewers",
+        default="live,click,search,viewers,peers",
+        help="comma list of parts: live, click, search, viewers, peers",
     )
     ap.add_argument("--markdown", action="store_true", help="Markdown tables")
     ap.add_argument("--json", type=Path, help="write all numbers here")
@@ -2076,6 +2190,7 @@ def main(argv: list[str] | None = None) -> int:
         help="try fixes on the bench database / as raw SQL for missed queries",
     )
     ap.add_argument("--viewers", type=int, default=50)
+    ap.add_argument("--peers", type=int, default=8, help="WebSocket viewers and WebRTC peers")
     ap.add_argument("--viewer-warm-s", type=float, default=10.0)
     ap.add_argument("--viewer-measure-s", type=float, default=20.0)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -2095,7 +2210,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-web-"))
     print(f"{'work dir':>13}: {work}")
     try:
-        if parts & {"live", "click", "viewers"}:
+        if parts & {"live", "click", "viewers", "peers"}:
             run_camera_parts(args, parts, work, results)
         if "search" in parts:
             results["search"] = bench_search(args, work)
@@ -2138,6 +2253,7 @@ def run_camera_parts(
             "api": {
                 "export_dir": str(work / "camera" / "exports"),
                 "cache_dir": str(work / "camera" / "cache"),
+                "webrtc": {"max_peers": 64, "max_peers_per_user": 64},  # part "peers"
             },
             "cameras": [{"name": "door", "title": "Door", "main": {"url": cam_url}}],
         }
@@ -2203,6 +2319,20 @@ def run_camera_parts(
                 }
                 for r in out
             ]
+        if "peers" in parts:
+            ref.decode()
+            title = f"5. {args.peers} WebSocket viewers vs {args.peers} WebRTC peers"
+            load = part_header(title, args)
+            both = bench_peers(args, vigil)
+            results["peers"] = {
+                kind: {
+                    **{k: v for k, v in vars(r).items() if k not in ("fps", "mbit")},
+                    "per_viewer_kib": (r.rss_n_mb - r.rss0_mb) / max(1, r.n) * 1024,
+                    "fps_mean": sum(r.fps) / len(r.fps),
+                    "load": load,
+                }
+                for kind, r in both.items()
+            }
         if "click" in parts:
             wait = args.min_footage_s - (time.monotonic() - t_start)
             if wait > 0:
