@@ -210,7 +210,10 @@ def _search_statement(
         # A row-value comparison, which SQLite (>= 3.15) and PostgreSQL both turn into one
         # range scan of the (start_us, id) index; the equivalent OR of two terms became a
         # multi-index OR plus a sort (bench/web.py: 0.3-0.7 s vs ~1 ms).
-        row = tuple_(bindparam("after_start"), bindparam("after_id"))
+        row = tuple_(
+            bindparam("after_start", type_=ev.c.start_us.type),
+            bindparam("after_id", type_=ev.c.id.type),
+        )
         q = q.where(tuple_(ev.c.start_us, ev.c.id) < row)
     branches: list[list[ColumnElement[bool]]] = [[]]
     for key, col, n in (("camera", ev.c.camera_id, n_cameras), ("label", ev.c.label, n_labels)):
