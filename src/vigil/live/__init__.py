@@ -5,7 +5,9 @@ Public API:
 
 * :class:`LiveHub` - a ``PacketSink`` per camera stream; ``subscribe()`` gives a
   :class:`LiveViewer` (bounded queue of :class:`LiveInit` / :class:`LiveFragment` /
-  :class:`LiveNotice`), ``subscribe_jpeg()`` a :class:`LatestSlot` of JPEG frames.
+  :class:`LiveNotice`), ``subscribe_jpeg()`` a :class:`LatestSlot` of JPEG frames,
+  ``subscribe_rtc()`` a WebRTC peer's H.264 passthrough track (:mod:`vigil.live.webrtc`,
+  which also holds :class:`~vigil.live.webrtc.RtcPeers`, the API's peer connections).
 * :class:`LiveRegistry` - the hubs of a running NVR by camera and stream.
 """
 
