@@ -229,3 +229,26 @@ def test_aiortc_peer_receives_and_decodes_the_passthrough(
     assert abs(first.astype(int) - last.astype(int)).mean() > 1.0
     assert out["peers_left"] == 0
     assert hub._rtc is not None and hub._rtc.peer_count == 0
+
+
+def test_concurrent_offers_cannot_exceed_the_limits() -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    async def run() -> list[Any]:
+        hub = LiveHub("cam")
+        peers = RtcPeers(max_peers=3, max_peers_per_user=2)
+        client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        client.addTransceiver("video", direction="recvonly")
+        await client.setLocalDescription(await client.createOffer())
+        offer = client.localDescription.sdp
+        got = await asyncio.gather(
+            *(peers.answer(hub, offer, owner=1) for _ in range(4)), return_exceptions=True
+        )
+        assert len(peers) == 2
+        await peers.close_all()
+        await client.close()
+        return got
+
+    got = asyncio.run(run())
+    refused = [g for g in got if isinstance(g, RtcError)]
+    assert len(refused) == 2 and {r.status for r in refused} == {429}

@@ -541,6 +541,7 @@ class RtcPeers:
             raise RtcError(409, "unsupported_codec", str(exc)) from exc
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         peer = _Peer(secrets.token_urlsafe(12), owner, hub.camera, hub.stream, pc, track)
+        self._peers[peer.id] = peer  # counted from now on: concurrent offers see it
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             h264 = [
@@ -560,10 +561,12 @@ class RtcPeers:
                 raise RtcError(400, "bad_offer", f"unusable SDP offer ({kind})") from exc
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
+            self._peers.pop(peer.id, None)
             track.stop()
             await pc.close()
             raise
-        self._peers[peer.id] = peer
+        if peer.id not in self._peers:  # closed while answering (shutdown)
+            raise RtcError(503, "unavailable", "the server is shutting down")
 
         @pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
         async def _state() -> None:
