@@ -1427,7 +1427,9 @@ def bench_cameras(args: argparse.Namespace, results: dict[str, Any]) -> None:
             best = max(best, n)
         rows.append(
             [
-                f"{n} (what-if: before 2026-12-07: HOG step 1.05, colour)" if whatif else n,
+                f"{n} (what-if: before 2026-12-07: HOG step 1.05, colour; min_hits 3)"
+                if whatif
+                else n,
                 f"{ok}/{n}",
                 f"{min(fps_vals):.2f} / {statistics.mean(fps_vals):.2f}",
                 "yes" if all(r["recording_ok"] for r in cams_res) else "**NO**",
