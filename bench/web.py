@@ -1352,7 +1352,27 @@ CURSOR = "next page (cursor)"
 DEEP = "next page, 500k deep"
 CAMS3 = "3 cameras"  # an explicit list, or a user granted 3 cameras: the same SQL
 CAMS3_NEXT = "3 cameras, next page"
-QUERY_KINDS = ("camera", "camera+label", "zone", "time range", CURSOR, DEEP, CAMS3, CAMS3_NEXT)
+RARE_ZONE = "rare zone"  # a zone no event entered
+OTHER_ZONE = "zone of another camera"  # e.g. gate on driveway, which never entered it
+ZONE_CAM = "zone+camera"
+ZONE_LABEL = "zone+label"
+ZONE_NEXT = "zone, next page"
+QUERY_KINDS = (
+    "camera",
+    "camera+label",
+    "zone",
+    "time range",
+    CURSOR,
+    DEEP,
+    CAMS3,
+    CAMS3_NEXT,
+    RARE_ZONE,
+    OTHER_ZONE,
+    ZONE_CAM,
+    ZONE_LABEL,
+    ZONE_NEXT,
+)
+CURSOR_KINDS = (CURSOR, DEEP, CAMS3_NEXT, ZONE_NEXT)
 PAGE = 48  # the events page's page size
 
 
@@ -1418,7 +1438,10 @@ def fill_events(url: str, n: int, seed: int, now_us: int) -> dict[str, Any]:
                     "updated_us": start + dur,
                 }
             )
-            zrows += [{"event_id": eid, "zone": z} for z in zones]
+            zrows += [
+                {"event_id": eid, "zone": z, "camera_id": ids[cam], "start_us": start}
+                for z in zones
+            ]
         with db.engine.begin() as conn:
             conn.execute(insert(events_t), rows)
             if zrows:
@@ -1477,8 +1500,11 @@ def raw_statement(
             q = q.where(ev.c.label.in_(labels))
     else:
         q = select(ev)
-    if p.get("zone"):
-        q = q.where(exists().where(ez.c.event_id == ev.c.id, ez.c.zone.in_(p["zone"])))
+    zone = p.get("zone")
+    if zone and not join_cameras:  # one zone in this benchmark: walk its own rows
+        return raw_zone_statement(p, camera_ids)
+    if zone:
+        q = q.where(exists().where(ez.c.event_id == ev.c.id, ez.c.zone.in_(zone)))
     if p.get("end") is not None:
         q = q.where(ev.c.start_us < p["end"])
     if p.get("start") is not None:
@@ -1499,6 +1525,32 @@ def raw_statement(
         return newest(q)
     parts = [newest(q.where(ev.c.camera_id == i)).subquery() for i in ids]
     return newest(select(union_all(*(select(s) for s in parts)).subquery()))
+
+
+def raw_zone_statement(p: dict[str, Any], camera_ids: dict[str, int]) -> Any:
+    """The SELECT for one zone (and at most one camera and label): the zone's rows of
+    ``event_zones`` newest first by their copy of (start_us, event_id), joined to
+    ``events`` by primary key, the label as ``+label`` on SQLite (no label index)."""
+    from sqlalchemy import or_, select, tuple_
+
+    from vigil.events.store import NoIndex, decode_cursor
+    from vigil.index.events_models import EventRow, EventZone
+
+    ev, ez = EventRow.__table__, EventZone.__table__
+    q = select(ev).select_from(ez.join(ev, ev.c.id == ez.c.event_id))
+    if p.get("end") is not None:
+        q = q.where(ez.c.start_us < p["end"])
+    if p.get("start") is not None:
+        q = q.where(or_(ev.c.end_us.is_(None), ev.c.end_us >= p["start"]))
+    if p.get("cursor"):
+        c_start, c_id = decode_cursor(p["cursor"])
+        q = q.where(tuple_(ez.c.start_us, ez.c.event_id) < tuple_(c_start, c_id))
+    if p.get("label"):
+        q = q.where(NoIndex(ev.c.label) == p["label"][0])
+    q = q.where(ez.c.zone == p["zone"][0])
+    if p.get("camera"):
+        q = q.where(ez.c.camera_id == camera_ids[p["camera"][0]])
+    return q.order_by(ez.c.start_us.desc(), ez.c.event_id.desc()).limit(PAGE + 1)
 
 
 def store_search(store: Any, p: dict[str, Any]) -> Any:
@@ -1531,7 +1583,7 @@ def store_sql(store: Any, p: dict[str, Any]) -> str:
     seen: list[str] = []
 
     def grab(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        if "FROM events" in statement:
+        if "FROM events" in statement or "FROM event_zones" in statement:
             seen.append(statement)
 
     engine = store.db.engine
@@ -1554,6 +1606,9 @@ class QueryGen:
         self.cursor: str | None = info.get("deep_cursor") if kind == DEEP else None
         self.zones = sorted({z for _s, zs in CAMERAS.values() for z in zs})
         self.trio = ["porch", "side", "shed"]  # 26 % of the events
+        self.zones_not_on = {
+            c: [z for z in self.zones if z not in zs] for c, (_w, zs) in CAMERAS.items()
+        }
 
     def params(self, kind: str) -> dict[str, Any]:
         r = self.rng
@@ -1563,6 +1618,18 @@ class QueryGen:
             return {"camera": [r.choice(list(CAMERAS))], "label": [r.choice(list(LABELS))]}
         if kind == "zone":
             return {"zone": [r.choice(self.zones)]}
+        if kind == RARE_ZONE:
+            return {"zone": [r.choice(["back_door", "pool", "roof"])]}
+        if kind == OTHER_ZONE:
+            cam = r.choice(list(CAMERAS))
+            return {"camera": [cam], "zone": [r.choice(self.zones_not_on[cam])]}
+        if kind == ZONE_CAM:
+            cam = r.choice(list(CAMERAS))
+            return {"camera": [cam], "zone": [r.choice(CAMERAS[cam][1])]}
+        if kind == ZONE_LABEL:
+            return {"zone": [r.choice(self.zones)], "label": [r.choice(list(LABELS))]}
+        if kind == ZONE_NEXT:
+            return {"zone": ["street"], "cursor": self.cursor}
         if kind == "time range":
             start = r.randrange(self.info["first_us"], self.info["now_us"] - 3_600_000_000)
             return {"start": start, "end": start + 3_600_000_000}
@@ -1699,7 +1766,7 @@ def measure_search(
                     if any(got[h] != want for h in hows):
                         raise AssertionError(f"{backend} {kind}{label}: results disagree")
                     checked = True
-                if kind in (CURSOR, DEEP, CAMS3_NEXT):
+                if kind in CURSOR_KINDS:
                     gen.cursor = nxt
                 i += 1
                 if time.monotonic() > budget_end and i >= warm + args.min_requests:
@@ -2102,7 +2169,6 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             md,
         )
 
-
     peers = results.get("peers")
     if peers:
         rows = [
@@ -2122,8 +2188,18 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         ]
         C.print_table(
             "5. WebSocket viewers vs WebRTC peers of one camera (Vigil process)",
-            ["kind", "n", "RSS MB", "KiB/viewer", "CPU", "CPU per viewer", "fps mean",
-             "errors", "client CPU", "load"],
+            [
+                "kind",
+                "n",
+                "RSS MB",
+                "KiB/viewer",
+                "CPU",
+                "CPU per viewer",
+                "fps mean",
+                "errors",
+                "client CPU",
+                "load",
+            ],
             rows,
             md,
         )

@@ -45,9 +45,9 @@ from sqlalchemy import (
     Integer,
     Row,
     Select,
+    String,
     bindparam,
     delete,
-    literal_column,
     or_,
     select,
     tuple_,
@@ -55,7 +55,10 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from vigil.config.events_model import EventsConfig
 from vigil.events.types import (
@@ -256,7 +259,7 @@ def _zone_statement(
 
     The time order, the ``end`` bound and the cursor are on the zone row's copy of
     ``(start_us, event_id)``, equal to the event's. Filters on ``events`` columns are
-    written so that no index of ``events`` can serve them (``label || ''``): with an
+    written so that no index of ``events`` can serve them on SQLite (:class:`NoIndex`): with an
     index on the label a planner may start from every event of a common label and probe
     the zone, which is the slow plan again. Several zones become one SELECT per zone (and
     camera) of ``(start_us, event_id)`` under a UNION, which also drops the duplicate of an
@@ -277,7 +280,7 @@ def _zone_statement(
         )
         conds.append(tuple_(ez.c.start_us, ez.c.event_id) < row)
     if n_labels is not None:
-        label = ev.c.label.concat(literal_column("''"))  # no anonymous parameter
+        label = NoIndex(ev.c.label)
         conds.append(
             label == bindparam("label_0")
             if n_labels == 1
@@ -317,6 +320,30 @@ def _zone_statement(
         .order_by(ids.c.start_us.desc(), ids.c.event_id.desc())
         .limit(lim)
     )
+
+
+class NoIndex(FunctionElement[str]):
+    """A text column that SQLite must not look up through an index: ``+col`` there, the
+    plain column elsewhere. SQLite without statistics guesses that ``label = ?`` matches
+    about ten rows, so it would start a zone search from every event of the label
+    (``ix_events_label_start``) and sort them; ``+label`` leaves it one plan, the walk of
+    the zone's rows. PostgreSQL estimates the label's share from its statistics and
+    keeps the walk with a plain column, while an expression there (``label || ''``)
+    hides that share from it and it chose a hash join of every event instead."""
+
+    inherit_cache = True
+    type = String()
+    name = "noindex"
+
+
+@compiles(NoIndex)
+def _no_index(element: NoIndex, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(NoIndex, "sqlite")
+def _no_index_sqlite(element: NoIndex, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(+" + str(compiler.process(element.clauses, **kw)) + ")"
 
 
 def _newest(q: Select[Any]) -> Select[Any]:
