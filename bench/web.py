@@ -1547,9 +1547,9 @@ def raw_zone_statement(p: dict[str, Any], camera_ids: dict[str, int]) -> Any:
         q = q.where(tuple_(ez.c.start_us, ez.c.event_id) < tuple_(c_start, c_id))
     if p.get("label"):
         q = q.where(NoIndex(ev.c.label) == p["label"][0])
-    q = q.where(ez.c.zone == p["zone"][0])
     if p.get("camera"):
         q = q.where(ez.c.camera_id == camera_ids[p["camera"][0]])
+    q = q.where(ez.c.zone == p["zone"][0])
     return q.order_by(ez.c.start_us.desc(), ez.c.event_id.desc()).limit(PAGE + 1)
 
 

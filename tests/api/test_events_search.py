@@ -124,3 +124,32 @@ def test_all_cameras_grant_and_cameras_only_in_the_index(api3: Api) -> None:
     for cams in (["gone"], ["gone", "cam2"], ["cam1", "cam2", "cam3"]):
         query = "".join(f"&camera={c}" for c in cams)
         assert _check(_pages(admin, query, 6)) == [i for i in everything if i.split("-")[0] in cams]
+
+
+def test_zone_hits_of_other_cameras_stay_hidden(api3: Api) -> None:
+    """Zone searches walk ``event_zones`` by their own camera copy: a user limited to cam1
+    and cam3 gets nothing for a zone only cam2 and ``gone`` entered, on any page, and
+    with several zones only the zone hits of cam1 and cam3, each once."""
+    store = api3.ctx.events
+    assert store is not None
+    for i, cam in enumerate(["cam2", "gone", "cam2", "gone", "cam1", "cam3"] * 4):
+        zones = ("gate",) if cam in ("cam2", "gone") else ("yard", "porch")
+        start = T0 + 100 + i
+        store.apply(Ev("start", cam, f"{cam}-z{i:02d}", "person", start, zones=zones))
+    admin, alice = api3.admin(), api3.viewer()
+    everything = {str(e["id"]): e for e in admin.get("/api/events?limit=1000").json()["events"]}
+    gate = _check(_pages(admin, "&zone=gate", 5))
+    assert len(gate) == 16 and {i.split("-")[0] for i in gate} == {"cam2", "gone"}
+    for limit in (1, 3, 50):
+        assert _pages(alice, "&zone=gate", limit) == []
+        assert _pages(alice, "&zone=gate&label=person", limit) == []
+        got = _check(_pages(alice, "&zone=gate&zone=porch&zone=yard", limit))
+        assert got == [
+            i
+            for i in _check(_pages(admin, "", 1000))
+            if i.split("-")[0] in ("cam1", "cam3")
+            and {"gate", "porch", "yard"} & set(everything[i]["zones"])  # type: ignore[arg-type]
+        ]
+        assert len(got) > 8
+    r = alice.get("/api/events?zone=gate&camera=cam2")
+    assert r.status_code in (403, 404)

@@ -269,3 +269,48 @@ class FakeEvent:
     snapshot_time: float | None = None
     snapshot_box: tuple[float, float, float, float] | None = None
     end_reason: str | None = None
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the local PostgreSQL (127.0.0.1:5432, trust auth),
+    dropped afterwards. PostgreSQL is a supported index database, so a machine without it
+    fails these tests rather than skipping them."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"vigil_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
+    """An index on SQLite, then on PostgreSQL (the store's SQL must give the same answers
+    and plans that use the same indexes on both)."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{root / 'vigil.db'}"
+        else:
+            url = stack.enter_context(pg_url())
+        db = Database(url)
+        try:
+            yield Index(db, root)
+        finally:
+            db.close()
