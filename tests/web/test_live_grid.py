@@ -35,6 +35,9 @@ def sample(page: Any, selector: str) -> dict[str, Any] | None:
 
 def wait_playing(page: Any, selector: str, timeout: float = 20.0) -> float:
     deadline = time.monotonic() + timeout
+    # the grid renders after login's round trips: on a loaded machine the tile may not be
+    # in the page yet, and eval_on_selector fails at once on a missing element
+    page.wait_for_selector(selector, timeout=timeout * 1000)
     while time.monotonic() < deadline:
         t = page.eval_on_selector(selector, "v => v.readyState >= 2 ? v.currentTime : -1")
         if t > 0:
