@@ -1439,7 +1439,13 @@ def fill_events(url: str, n: int, seed: int, now_us: int) -> dict[str, Any]:
                 }
             )
             zrows += [
-                {"event_id": eid, "zone": z, "camera_id": ids[cam], "start_us": start}
+                {
+                    "event_id": eid,
+                    "zone": z,
+                    "camera_id": ids[cam],
+                    "label": label,
+                    "start_us": start,
+                }
                 for z in zones
             ]
         with db.engine.begin() as conn:
@@ -1530,10 +1536,10 @@ def raw_statement(
 def raw_zone_statement(p: dict[str, Any], camera_ids: dict[str, int]) -> Any:
     """The SELECT for one zone (and at most one camera and label): the zone's rows of
     ``event_zones`` newest first by their copy of (start_us, event_id), joined to
-    ``events`` by primary key, the label as ``+label`` on SQLite (no label index)."""
+    ``events`` by primary key; the label is the zone row's copy."""
     from sqlalchemy import or_, select, tuple_
 
-    from vigil.events.store import NoIndex, decode_cursor
+    from vigil.events.store import decode_cursor
     from vigil.index.events_models import EventRow, EventZone
 
     ev, ez = EventRow.__table__, EventZone.__table__
@@ -1545,10 +1551,10 @@ def raw_zone_statement(p: dict[str, Any], camera_ids: dict[str, int]) -> Any:
     if p.get("cursor"):
         c_start, c_id = decode_cursor(p["cursor"])
         q = q.where(tuple_(ez.c.start_us, ez.c.event_id) < tuple_(c_start, c_id))
-    if p.get("label"):
-        q = q.where(NoIndex(ev.c.label) == p["label"][0])
     if p.get("camera"):
         q = q.where(ez.c.camera_id == camera_ids[p["camera"][0]])
+    if p.get("label"):
+        q = q.where(ez.c.label == p["label"][0])
     q = q.where(ez.c.zone == p["zone"][0])
     return q.order_by(ez.c.start_us.desc(), ez.c.event_id.desc()).limit(PAGE + 1)
 

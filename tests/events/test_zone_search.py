@@ -1,7 +1,8 @@
-"""Zone search walks ``event_zones`` (whose rows carry their event's camera and start):
-answers equal a brute-force filter on every page, on SQLite and PostgreSQL; the zone rows'
-copies follow the event; migration 0005 fills them from ``events``; and the SQLite plans
-walk a zone index, never ``events`` in time order, with planner statistics and without."""
+"""Zone search walks ``event_zones`` (whose rows carry their event's camera, label and
+start): answers equal a brute-force filter on every page, on SQLite and PostgreSQL; the
+zone rows' copies follow the event; migration 0005 fills them from ``events``; and the
+SQLite plans walk a zone index, never ``events`` in time order, with planner statistics
+and without."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ GATE_CAMERAS = CAMERAS[:4]  # the only cameras that ever see the gate
 
 def _populate(store: EventStore, n: int, seed: int) -> list[str]:
     """``n`` events over 40 cameras: zones door and yard anywhere, gate only on four
-    cameras, a start, maybe updates that add zones and move the start earlier, maybe an
-    end. Returns the event ids."""
+    cameras, a start, maybe updates that add zones, move the start earlier and change the
+    label (as a tracker's class can), maybe an end. Returns the event ids."""
     rng = random.Random(seed)
     ids = []
     for i in range(n):
@@ -48,6 +49,8 @@ def _populate(store: EventStore, n: int, seed: int) -> list[str]:
         if rng.random() < 0.4:  # seen earlier than first reported, and in more zones
             start -= rng.randrange(1, 400) / 10  # off the whole second: marks a move
             more = tuple(z for z in zones if rng.random() < 0.3)
+            if rng.random() < 0.5:
+                label = rng.choice(["person", "car", "dog"])
             store.apply(FakeEvent("update", cam, eid, i, label, start, zones=more))
         if rng.random() < 0.8:
             store.apply(FakeEvent("end", cam, eid, i, label, start, start + rng.randrange(1, 30)))
@@ -65,16 +68,26 @@ def test_zone_search_equals_brute_force_on_every_page(any_index: Index) -> None:
     records = [store.get(i) for i in ids]
     everything = [r for r in records if r is not None]
     assert len(everything) == len(ids)
-    with any_index.db.session() as s:  # every zone row carries its event's camera and start
+    with any_index.db.session() as s:  # zone rows carry their event's camera, label, start
         rows = s.execute(
-            select(EventZone.event_id, EventZone.zone, EventZone.camera_id, EventZone.start_us)
+            select(
+                EventZone.event_id,
+                EventZone.zone,
+                EventZone.camera_id,
+                EventZone.label,
+                EventZone.start_us,
+            )
         ).all()
         events = {r.id: r for r in s.scalars(select(EventRow))}
     assert sorted((r[0], r[1]) for r in rows) == sorted(
         (e.id, z) for e in everything for z in e.zones
     )
-    for eid, _zone, cam, start in rows:
-        assert (cam, start) == (events[eid].camera_id, events[eid].start_us)
+    for eid, _zone, cam, label, start in rows:
+        assert (cam, label, start) == (
+            events[eid].camera_id,
+            events[eid].label,
+            events[eid].start_us,
+        )
     moved = [e for e in everything if e.start_us % US]  # starts moved by an update
     assert moved and any(e.zones for e in moved)
 
@@ -130,7 +143,9 @@ def test_zone_search_equals_brute_force_on_every_page(any_index: Index) -> None:
         ({"zones": ["door", "yard"], "cams": CAMERAS[:20]}, True),  # 40: cameras IN
         ({"zones": many_zones, "cams": CAMERAS[:2]}, True),  # zones IN, DISTINCT
         ({"zones": ["yard"], "labels": ["dog"]}, True),
-        ({"zones": ["door", "gate"], "labels": ["dog", "car"]}, True),
+        ({"zones": ["door", "gate"], "labels": ["dog", "car"]}, True),  # 4 branches
+        ({"zones": many_zones, "labels": ["dog", "car"]}, True),
+        ({"zones": ["door"], "labels": ["dog", "car"], "cams": CAMERAS[:3]}, True),
         ({"zones": ["gate"], "labels": ["person"], "cams": GATE_CAMERAS[:3]}, True),
         ({"zones": ["yard"], "start_us": lo, "end_us": hi}, True),
         ({"zones": ["door", "yard"], "end_us": hi, "cams": CAMERAS[:3]}, True),
@@ -156,9 +171,9 @@ def test_zone_search_equals_brute_force_on_every_page(any_index: Index) -> None:
             assert got == want, (limit, kw)
 
 
-def test_zone_rows_follow_an_earlier_start(index: Index) -> None:
-    """An update that moves the start earlier moves the zone rows' copy with it, so the
-    event is found at its new place in zone searches and cursors stay consistent."""
+def test_zone_rows_follow_an_earlier_start_and_a_new_label(index: Index) -> None:
+    """An update that moves the start earlier or changes the label changes the zone rows'
+    copies with it, so the event is found at its new place and by its new label."""
     store = EventStore(index)
     store.apply(FakeEvent("start", "cam", "a", zones=("door",), start_time=T0 + 10))
     store.apply(FakeEvent("start", "cam", "b", zones=("door",), start_time=T0 + 5))
@@ -169,6 +184,10 @@ def test_zone_rows_follow_an_earlier_start(index: Index) -> None:
     with index.db.session() as s:
         starts = set(s.scalars(select(EventZone.start_us).where(EventZone.event_id == "a")))
     assert starts == {int((T0 + 1) * US)}
+    store.apply(FakeEvent("update", "cam", "a", label="dog", start_time=T0 + 1))
+    assert [r.id for r in store.search(zone="yard", label="dog").items] == ["a"]
+    assert [r.id for r in store.search(zone=["yard", "door"], label="person").items] == ["b"]
+    assert store.search(zone="door", label="person", camera="cam").items[0].id == "b"
 
 
 # -- migration 0005 ---------------------------------------------------------------------------
@@ -204,7 +223,7 @@ def test_migration_0005_fills_zone_rows_from_events(backend: str, tmp_path: Path
             cols = {c["name"] for c in inspect(engine).get_columns("event_zones")}
             assert cols == {"event_id", "zone"}  # the old schema
             rng = random.Random(2)
-            want: dict[tuple[str, str], tuple[int, int]] = {}
+            want: dict[tuple[str, str], tuple[int, str, int]] = {}
             with engine.begin() as conn:
                 for k in range(3):
                     conn.execute(
@@ -213,36 +232,42 @@ def test_migration_0005_fills_zone_rows_from_events(backend: str, tmp_path: Path
                     )
                 for i in range(200):
                     cam, start = rng.randrange(1, 4), rng.randrange(10**15, 2 * 10**15)
+                    label = rng.choice(["person", "car"])
                     conn.execute(
                         text(
                             "INSERT INTO events (id, camera_id, label, track_id, start_us,"
                             " end_us, max_score, zones, lines, stationary, created_us,"
-                            " updated_us) VALUES (:id, :cam, 'person', 1, :s, NULL, 0.5,"
+                            " updated_us) VALUES (:id, :cam, :l, 1, :s, NULL, 0.5,"
                             " '[]', '[]', :f, 0, 0)"
                         ),
-                        {"id": f"e{i}", "cam": cam, "s": start, "f": False},
+                        {"id": f"e{i}", "cam": cam, "l": label, "s": start, "f": False},
                     )
                     for z in rng.sample(["door", "yard", "gate"], rng.randrange(0, 3)):
                         conn.execute(
                             text("INSERT INTO event_zones (event_id, zone) VALUES (:e, :z)"),
                             {"e": f"e{i}", "z": z},
                         )
-                        want[(f"e{i}", z)] = (cam, start)
+                        want[(f"e{i}", z)] = (cam, label, start)
             assert len(want) > 100
             migrate(engine)
             with engine.connect() as conn:
                 got = conn.execute(
-                    text("SELECT event_id, zone, camera_id, start_us FROM event_zones")
+                    text("SELECT event_id, zone, camera_id, label, start_us FROM event_zones")
                 ).all()
                 diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-            assert {(e, z): (c, s) for e, z, c, s in got} == want
+            assert {(e, z): (c, lab, s) for e, z, c, lab, s in got} == want
             assert len(got) == len(want)
             assert diff == [], f"models and migrations differ on {backend}: {diff}"
             cols_info = {c["name"]: c for c in inspect(engine).get_columns("event_zones")}
             assert not cols_info["camera_id"]["nullable"]
             assert not cols_info["start_us"]["nullable"]
+            assert not cols_info["label"]["nullable"]
             indexes = {ix["name"] for ix in inspect(engine).get_indexes("event_zones")}
-            assert {"ix_event_zones_zone_camera_start", "ix_event_zones_zone_start"} <= indexes
+            assert {
+                "ix_event_zones_zone_camera_start",
+                "ix_event_zones_zone_start",
+                "ix_event_zones_zone_label_start",
+            } <= indexes
             assert "ix_event_zones_zone" not in indexes
             # and back: the old schema again, the zone rows kept
             _downgrade_to(engine, "0004")
@@ -268,11 +293,12 @@ def _fill(db: Database, n: int) -> None:
         ev, zs = [], []
         for i in range(n):
             cam, start = rng.randrange(1, 9), rng.randrange(10**15, 2 * 10**15)
+            label = rng.choice(["person", "person", "car", "dog"])
             ev.append(
                 {
                     "id": f"e{i}",
                     "camera_id": cam,
-                    "label": rng.choice(["person", "person", "car", "dog"]),
+                    "label": label,
                     "track_id": i,
                     "start_us": start,
                     "end_us": start + 10,
@@ -286,7 +312,15 @@ def _fill(db: Database, n: int) -> None:
             )
             for z in ["door"] + (["gate"] if cam <= 2 else []):
                 if rng.random() < 0.5:
-                    zs.append({"event_id": f"e{i}", "zone": z, "camera_id": cam, "start_us": start})
+                    zs.append(
+                        {
+                            "event_id": f"e{i}",
+                            "zone": z,
+                            "camera_id": cam,
+                            "label": label,
+                            "start_us": start,
+                        }
+                    )
         conn.execute(EventRow.__table__.insert(), ev)
         conn.execute(EventZone.__table__.insert(), zs)
 
@@ -325,6 +359,7 @@ def test_sqlite_zone_plans_walk_zone_rows(tmp_path: Path) -> None:
             "zone+40 cameras": {"zones": ["gate"], "camera_ids": list(range(1, 41))},
             "zone+label": {"zones": ["gate"], "labels": ["person"]},
             "zone+labels": {"zones": ["door"], "labels": ["person", "dog"]},
+            "zone+camera+label": {"zones": ["door"], "labels": ["dog"], "camera_ids": [3]},
             "next page": {"zones": ["door"], "after": (1_500_000_000_000_000, "e9")},
             "zone+time": {"zones": ["door"], "start_us": 10**15, "end_us": 2 * 10**15},
             "2 zones": {"zones": ["door", "gate"], "camera_ids": [1, 2]},
@@ -336,6 +371,8 @@ def test_sqlite_zone_plans_walk_zone_rows(tmp_path: Path) -> None:
                 plan = _sqlite_plan(db.engine, **kw)
                 text_ = " | ".join(plan)
                 assert "ix_event_zones_zone" in text_, (stats, name, plan)
+                if name == "zone+label":  # one walk of the label's rows, not a filter
+                    assert "ix_event_zones_zone_label_start (zone=? AND label=?)" in text_
                 for line in plan:
                     if "events" in line and "event_zones" not in line:
                         assert "(id=?)" in line, (stats, name, plan)  # by primary key only

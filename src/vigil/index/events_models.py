@@ -69,23 +69,35 @@ class EventRow(Base):
 class EventZone(Base):
     """Zones an event entered, one row each, for ``search(zone=...)``.
 
-    ``camera_id`` and ``start_us`` are copies of the event's (``EventStore.apply`` keeps
-    them equal; an event's camera never changes, its start only moves earlier) so that a
-    zone search walks the zone's own rows newest first and stops after one page. Without
-    them it walked ``events`` in time order probing each event's zones, which read every
-    event when the zone matched nothing (2.6 s over 1M events, bench/README.md "## web").
+    ``camera_id``, ``label`` and ``start_us`` are copies of the event's
+    (``EventStore.apply`` keeps them equal: an event's camera never changes, its start only
+    moves earlier, its label may change) so that a zone search walks the zone's own rows
+    newest first and stops after one page. Without them it walked ``events`` in time order
+    probing each event's zones, which read every event when the zone matched nothing (2.6 s
+    over 1M events, bench/README.md "## web"). The label is the last column of the camera
+    index so that a zone + camera + label search filters index entries, not rows.
     """
 
     __tablename__ = "event_zones"
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
     zone: Mapped[str] = mapped_column(String(64), primary_key=True)
     camera_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(64))
     start_us: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
-        # a zone on given cameras, and a zone on all cameras, each in (start_us, id) order
-        Index("ix_event_zones_zone_camera_start", "zone", "camera_id", "start_us", "event_id"),
+        # a zone on given cameras, on all cameras, and of a label, each in (start_us, id)
+        # order
+        Index(
+            "ix_event_zones_zone_camera_start",
+            "zone",
+            "camera_id",
+            "start_us",
+            "event_id",
+            "label",
+        ),
         Index("ix_event_zones_zone_start", "zone", "start_us", "event_id"),
+        Index("ix_event_zones_zone_label_start", "zone", "label", "start_us", "event_id"),
     )
 
 
