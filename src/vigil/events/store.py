@@ -145,7 +145,8 @@ def search_query(
     limit: int,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The SELECT of :meth:`EventStore.search` and its parameters: at most ``limit`` events
-    newest first, from ``events`` alone (plus ``event_zones`` for a zone filter).
+    newest first, from ``events`` alone, or for a zone filter from the zone's rows of
+    ``event_zones`` joined to ``events`` (see :func:`_zone_statement`).
     bench/web.py checks that its raw-SQL baseline is this SQL.
 
     Several cameras (or labels) become one ordered, limited SELECT per camera (and label)
@@ -630,8 +631,9 @@ class EventStore:
         entered and overlap with ``[start_us, end_us)`` (an ongoing event extends to now).
         ``limit`` is clamped to 1..1000. Pass ``Page.next_cursor`` back to continue.
 
-        The SELECT reads ``events`` alone (plus ``event_zones`` for a zone filter): cameras
-        are filtered by id and ids are mapped to names here. Joined with ``cameras``,
+        The SELECT reads ``events`` alone (a zone filter walks the zone's ``event_zones``
+        rows and joins ``events`` by key): cameras are filtered by id and ids are mapped to
+        names here. Joined with ``cameras``,
         SQLite 3.40 may drive the query from ``cameras`` when its statistics say so, then
         collect and sort every event of every camera before keeping one page (0.3-1.9 s
         over 1M events in bench/web.py); on ``events`` alone every plan walks an index of
