@@ -28,7 +28,7 @@ helper before the socket is accepted, by ``camera_access`` for HTTP; the view is
 as ``live.view``; the WebRTC routes change state, so a browser session needs the CSRF
 header). A viewer that
 does not read fast enough is disconnected with close code 1013 (try again later) instead
-of slowing anyone else; the session is re-checked every minute and the socket closed with
+of slowing anyone else; the session is re-checked every 5 s and the socket closed with
 4401 once it is no longer valid (logout, expiry, disabled account).
 
 The live hubs come from the running NVR (``ctx.nvr.live``, a
@@ -74,7 +74,7 @@ router = APIRouter(tags=["live"], lifespan=_lifespan)
 
 STREAMS = ("main", "sub")
 FORMATS = ("mp4", "mjpeg")
-REVALIDATE_S = 60.0
+REVALIDATE_S = 5.0  # a logout or a disabled account ends live views within this
 MJPEG_BOUNDARY = "vigilframe"
 CLOSE_TOO_SLOW = 1013
 CLOSE_UNAUTHORIZED = 4401

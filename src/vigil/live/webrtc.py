@@ -486,7 +486,7 @@ class RtcPeers:
         max_peers: int = 16,
         max_peers_per_user: int = 4,
         connect_timeout: float = 30.0,
-        revalidate: float = 60.0,
+        revalidate: float = 5.0,
     ) -> None:
         self.ice_servers = tuple(ice_servers)
         self.max_peers = max_peers
