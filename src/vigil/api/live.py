@@ -262,6 +262,22 @@ async def _serve_jpeg(websocket: WebSocket, hub: LiveHub, principal: Principal) 
         hub.unsubscribe_jpeg(slot)
 
 
+async def _audit_view(
+    state: ApiState, principal: Principal, request: Request, camera: str, detail: dict[str, Any]
+) -> None:
+    """Audit a live view started over plain HTTP (the WebSocket path audits in
+    ``authorize_websocket``)."""
+    await run_in_threadpool(
+        state.audit_as,
+        principal,
+        request,
+        "live.view",
+        camera=camera,
+        target=request.url.path[:256],
+        detail=detail,
+    )
+
+
 @router.get(
     "/api/cameras/{camera}/live.mjpeg",
     response_class=StreamingResponse,
@@ -278,15 +294,7 @@ async def live_mjpeg(
     hub = registry.get(camera, stream) if registry is not None else None
     if hub is None:
         raise ApiError(503, "unavailable", "live view is not available for this camera")
-    await run_in_threadpool(
-        state.audit_as,
-        principal,
-        request,
-        "live.view",
-        camera=camera,
-        target=request.url.path[:256],
-        detail={"format": "mjpeg"},
-    )
+    await _audit_view(state, principal, request, camera, {"format": "mjpeg"})
     slot = hub.subscribe_jpeg(asyncio.get_running_loop())
 
     async def body() -> AsyncIterator[bytes]:
@@ -400,14 +408,8 @@ async def webrtc_offer(
         )
     except RtcError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
-    await run_in_threadpool(
-        state.audit_as,
-        principal,
-        request,
-        "live.view",
-        camera=camera,
-        target=request.url.path[:256],
-        detail={"format": "webrtc", "stream": hub.stream},
+    await _audit_view(
+        state, principal, request, camera, {"format": "webrtc", "stream": hub.stream}
     )
     return WebRtcAnswer(id=peer_id, sdp=sdp, camera=camera, stream=hub.stream)
 

@@ -163,7 +163,7 @@ def passwd(
             _error(exc)
             return
         env.log("user.password", user.username)
-        console.print(f"new login secret set for [bold]{user.username}[/]", highlight=False)
+        console.print(f"password changed for [bold]{user.username}[/]", highlight=False)
     finally:
         env.close()
 

@@ -527,6 +527,16 @@ class CameraReader:
         for tp in st.packets:
             self._deliver(conn, tp)
 
+    def _stalled(self, target: OpenTarget) -> _ConnectionEnded:
+        return _ConnectionEnded(
+            "stalled",
+            IngestError(
+                "stalled",
+                MESSAGES["stalled"].format(timeout=self._cfg.stall_timeout),
+                source=target.display,
+            ),
+        )
+
     def _next_packet(self, gen: Iterator[Any], target: OpenTarget) -> Any:
         if self._stop.is_set():
             raise _ConnectionEnded("stopped")
@@ -541,14 +551,7 @@ class CameraReader:
                 # another stall_timeout later. The stall is now, not then.
                 if self._stop.is_set():
                     raise _ConnectionEnded("stopped")
-                raise _ConnectionEnded(
-                    "stalled",
-                    IngestError(
-                        "stalled",
-                        MESSAGES["stalled"].format(timeout=self._cfg.stall_timeout),
-                        source=target.display,
-                    ),
-                )
+                raise self._stalled(target)
             return pkt
         except StopIteration:
             raise _ConnectionEnded(
@@ -560,14 +563,7 @@ class CameraReader:
             if self._stop.is_set():
                 raise _ConnectionEnded("stopped") from None
             if self._stalled_by_watchdog:
-                raise _ConnectionEnded(
-                    "stalled",
-                    IngestError(
-                        "stalled",
-                        MESSAGES["stalled"].format(timeout=self._cfg.stall_timeout),
-                        source=target.display,
-                    ),
-                ) from None
+                raise self._stalled(target) from None
             err = classify(
                 exc,
                 source=target.display,
