@@ -15,7 +15,7 @@ import pytest
 
 from tests.record.feeder import feed_file
 from vigil.live import LiveFragment, LiveHub, LiveInit, LiveNotice
-from vigil.live.fmp4 import (
+from vigil.record.fmp4 import (
     Sample,
     aac_object_type,
     avc_codec_string,

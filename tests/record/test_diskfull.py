@@ -154,16 +154,18 @@ def test_io_error_salvages_and_resumes(tmp_path: Path, clips: dict[str, Path],
     original = writer_mod._SegmentSink.write
     failures = {"left": 1}
 
-    def flaky(self: writer_mod._SegmentSink, data: bytes) -> int:
-        # Fail one write (torn in the middle) once the first segment is ~1.5 fragments long.
+    def flaky(self: writer_mod._SegmentSink, parts: list[bytes]) -> None:
+        # Fail one fragment write (torn in the middle) once the first segment is ~1.5
+        # fragments long.
+        data = b"".join(parts)
         if self.size > 400_000 and failures["left"] > 0:
             failures["left"] -= 1
-            half = original(self, data[: len(data) // 2])  # a torn write
+            original(self, data[: len(data) // 2])  # a torn write
             self.error = OSError(errno.EIO, "Input/output error")
-            return half + len(data) - len(data) // 2
-        return original(self, data)
+            return
+        original(self, data)
 
-    monkeypatch.setattr(writer_mod._SegmentSink, "write", flaky)
+    monkeypatch.setattr(writer_mod._SegmentSink, "write_parts", flaky)
     clock = MediaClock()
     cat = MemoryCatalog()
     rec = Recorder("cam", tmp_path, cat, RecordingConfig(segment_seconds=4),

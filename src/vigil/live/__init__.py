@@ -11,9 +11,9 @@ Public API:
 * :class:`LiveRegistry` - the hubs of a running NVR by camera and stream.
 """
 
-from vigil.live.fmp4 import Fmp4Error, InitSegment, build_fragment, build_init_segment
 from vigil.live.hub import FragmentMode, HubStats, LiveHub, LiveRegistry
 from vigil.live.viewer import LatestSlot, LiveFragment, LiveInit, LiveItem, LiveNotice, LiveViewer
+from vigil.record.fmp4 import Fmp4Error, InitSegment, build_fragment, build_init_segment
 
 __all__ = [
     "Fmp4Error",

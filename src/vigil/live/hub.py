@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vigil.ingest.types import StreamSession, TimedPacket
-from vigil.live.fmp4 import (
+from vigil.live.viewer import LatestSlot, LiveFragment, LiveInit, LiveItem, LiveNotice, LiveViewer
+from vigil.record.fmp4 import (
     Fmp4Error,
     InitSegment,
     Sample,
@@ -39,7 +40,6 @@ from vigil.live.fmp4 import (
     build_init_segment,
     to_mp4_sample,
 )
-from vigil.live.viewer import LatestSlot, LiveFragment, LiveInit, LiveItem, LiveNotice, LiveViewer
 from vigil.record.tracks import PlanError, TrackPlan, plan_audio, plan_video
 
 log = logging.getLogger(__name__)

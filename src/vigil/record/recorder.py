@@ -446,6 +446,7 @@ class Recorder:
                 audio=audio,
                 fragment_us=self.fragment_us,
                 fsync_fragments=self.fsync_fragments,
+                first_keyframe=pkt.data,
             )
         except OSError as exc:
             self._storage_failed(exc, pkt.wall_us)

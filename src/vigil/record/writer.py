@@ -1,18 +1,24 @@
 """One segment file: packets in, a complete fragmented MP4 out, by stream copy.
 
-The muxer writes into a file object we own (``_SegmentSink``) rather than a path, for three
-reasons: we count and SHA-256 the bytes as they go, so closing a segment never re-reads it;
-we decide when to fsync (after each fragment, so a power cut loses at most one); and a
-write error (disk full, read-only remount, I/O error) is caught here and turned into a
-clean stop instead of an exception somewhere inside FFmpeg. The sink has no ``seek``,
-so FFmpeg treats the output as a stream and never goes back to patch earlier bytes: the
-file only ever grows, which is what makes "truncate after the last complete fragment" a
-valid recovery for any moment of failure.
+The init segment (``ftyp`` + ``moov``) comes from ``vigil.record.fmp4`` (FFmpeg's muxer, or
+written by hand for template-less H.264/H.265/AAC); the fragments are written here, by
+hand, one ``moof`` + ``mdat`` per fragment in a single ``writev`` of the packets' own bytes.
+Per packet that is a list append; FFmpeg's muxer cost a packet copy, a pass through its
+interleaver and a Python write callback per packet, the largest part of recording's CPU
+beyond reading the stream.
 
-Fragmented MP4 (``empty_moov`` + ``frag_keyframe`` + ``frag_duration``) means the header is
-written first and every fragment (``moof``+``mdat``) is self-contained, at most
-``fragment_seconds`` long. A fragment reaches the file when the next one starts, so a crash
-loses at most the fragment in memory.
+Writing through our own file descriptor (``_SegmentSink``) also means: we count and
+SHA-256 the bytes as they go, so closing a segment never re-reads it; we decide when to
+fsync (after each fragment, so a power cut loses at most one); and a write error (disk
+full, read-only remount, I/O error) is caught here and turned into a clean stop. The file
+only ever grows, which is what makes "truncate after the last complete fragment" a valid
+recovery for any moment of failure.
+
+A fragment is cut at each video keyframe and after ``fragment_seconds`` of video (like
+FFmpeg's ``frag_keyframe`` + ``frag_duration``) and reaches the file when the next one
+starts, so a crash loses at most the fragment in memory. A sample's duration is the
+distance to the next sample of its track; the last one of a segment (and the last audio
+sample of a fragment) uses the packet's own duration.
 
 Timestamps are rebased so the segment's first video packet has dts 0; ``start_us`` is then
 the wall-clock time of media time 0, and the wall time of any frame is
@@ -30,11 +36,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
-
-import av
 
 from vigil.ingest.types import TimedPacket
+from vigil.record.fmp4 import (
+    Fmp4Error,
+    Sample,
+    TrackLayout,
+    build_init_segment,
+    fragment_parts,
+    to_mp4_sample,
+)
 from vigil.record.paths import fsync_dir, make_dirs, part_path, segment_path
 from vigil.record.recovery import finalize_part
 from vigil.record.tracks import TrackPlan
@@ -42,7 +53,7 @@ from vigil.record.types import SegmentInfo
 
 log = logging.getLogger(__name__)
 
-_US = Fraction(1, 1_000_000)
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 class SegmentWriteError(OSError):
@@ -53,13 +64,11 @@ class SegmentWriteError(OSError):
 
 
 class _SegmentSink:
-    """Write-only, non-seekable file object handed to PyAV.
+    """The segment's file descriptor, append-only, hashing and counting what it writes.
 
-    It deliberately has no ``seek``/``tell``/``close``: PyAV then marks the output as
-    unseekable (so FFmpeg never rewrites earlier bytes) and never closes our descriptor.
-    Errors are recorded instead of raised, because an exception raised inside FFmpeg's
-    write callback leaves the muxer in an undefined state; the writer checks ``error``
-    after every call into the muxer.
+    Errors are recorded instead of raised so that a failed write leaves a consistent
+    state (``size`` says how many bytes reached the file); the writer checks ``error``
+    after every write.
     """
 
     def __init__(self, fd: int) -> None:
@@ -86,6 +95,34 @@ class _SegmentSink:
         self.size += n
         return n
 
+    def write_parts(self, parts: list[bytes]) -> None:
+        """Write ``parts`` in order with as few system calls as the kernel allows and no
+        copy in between (a fragment's samples go straight from the packets to the file)."""
+        if self.error is not None or self.discard:
+            return
+        total = sum(map(len, parts))
+        try:
+            done = os.writev(self.fd, parts) if len(parts) <= _IOV_MAX else 0
+        except OSError as exc:
+            self.error = exc
+            return
+        if done < total:  # short write (or too many parts): finish byte-exactly
+            rest = memoryview(b"".join(parts))[done:]
+            for part in parts:
+                self.sha.update(part)
+            self.size += done
+            try:
+                while len(rest):
+                    n = os.write(self.fd, rest)
+                    rest = rest[n:]
+                    self.size += n
+            except OSError as exc:
+                self.error = exc
+            return
+        for part in parts:
+            self.sha.update(part)
+        self.size += total
+
 
 @dataclass(frozen=True, slots=True)
 class OpenSegment:
@@ -101,18 +138,42 @@ class OpenSegment:
 
 
 class _Track:
-    """Per-stream timestamp state inside one segment."""
+    """Per-stream state inside one segment: timestamps and the samples of the open fragment."""
 
-    __slots__ = ("first_dts_us", "first_ticks", "last_dts", "packets", "plan", "stream", "tb")
+    __slots__ = (
+        "first_dts_us",
+        "first_ticks",
+        "last_dts",
+        "layout",
+        "packets",
+        "pending",
+        "pending_end",
+        "plan",
+        "tb",
+    )
 
-    def __init__(self, plan: TrackPlan, stream: Any) -> None:
+    def __init__(self, plan: TrackPlan, layout: TrackLayout) -> None:
         self.plan = plan
-        self.stream = stream
-        self.tb: Fraction = plan.time_base
+        self.layout = layout
+        self.tb = Fraction(1, layout.timescale)
         self.first_dts_us: int | None = None
         self.first_ticks = 0
         self.last_dts: int | None = None
         self.packets = 0
+        # (mp4 sample bytes, dts, pts, keyframe) of the fragment being collected; durations
+        # are known only when the next sample (or the end) arrives
+        self.pending: list[tuple[bytes, int, int, bool]] = []
+        self.pending_end: int | None = None  # dts just after the last pending sample
+
+    def take_samples(self, end_dts: int) -> list[Sample]:
+        """The pending samples with durations (the last one ends at ``end_dts``)."""
+        pending = self.pending
+        out = []
+        for i, (data, dts, pts, key) in enumerate(pending):
+            nxt = pending[i + 1][1] if i + 1 < len(pending) else end_dts
+            out.append(Sample(data, dts, max(0, nxt - dts), pts - dts, key))
+        self.pending = []
+        return out
 
 
 def _to_ticks(us: int, tb: Fraction) -> int:
@@ -131,6 +192,12 @@ class SegmentWriter:
 
     ``base_dts_us`` is the session-timeline dts that becomes 0; ``start_us`` the wall time
     of that instant. Packets of any stream with an earlier dts must not be written here.
+    ``first_keyframe`` (the segment's first packet) lets the init segment be made when the
+    video plan has no template stream.
+
+    A fragment is written when the next video keyframe arrives or when the open fragment
+    holds ``fragment_us`` of video, like FFmpeg's ``frag_keyframe`` + ``frag_duration``;
+    each fragment is one ``write`` of ``moof`` + ``mdat``, then ``fdatasync``.
     """
 
     def __init__(
@@ -145,6 +212,7 @@ class SegmentWriter:
         audio: TrackPlan | None,
         fragment_us: int,
         fsync_fragments: bool = True,
+        first_keyframe: bytes | None = None,
     ) -> None:
         self.camera = camera
         self.session_id = session_id
@@ -153,16 +221,34 @@ class SegmentWriter:
         self.fsync_fragments = fsync_fragments
         self.video_plan = video
         self.audio_plan = audio
+        self.fragment_us = max(1, fragment_us)
         self.packets = 0
         self._audio_dropped = False
-        self._synced = 0
+        self._sequence = 0
+        self._frag_start_dts_us: int | None = None
         self._closed = False
+        start = datetime.fromtimestamp(start_us / 1_000_000, tz=UTC)
+        init = build_init_segment(
+            video,
+            audio,
+            first_keyframe,
+            metadata={
+                "creation_time": start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "comment": f"vigil camera={camera} session={session_id} start_us={start_us}",
+            },
+            created_unix_s=start_us // 1_000_000,
+        )
+        if audio is not None and init.audio is None:
+            raise Fmp4Error("the mp4 muxer dropped the audio track")
+        self._video = _Track(video, init.video)
+        self._audio = _Track(audio, init.audio) if audio is not None and init.audio else None
         self._fd = self._create(root)
         try:
             if fsync_fragments:
                 fsync_dir(self.part_path.parent)
             self._sink = _SegmentSink(self._fd)
-            self._container = self._open_container(fragment_us)
+            self._sink.write(init.data)
+            self._check_sink()
         except BaseException:
             os.close(self._fd)
             with contextlib.suppress(OSError):
@@ -188,76 +274,6 @@ class SegmentWriter:
             self.part_path = part_path(final)
             return fd
         raise FileExistsError(f"no free segment name for {self.start_us}-{self.session_id}")
-
-    def _open_container(self, fragment_us: int) -> Any:
-        options = {
-            "movflags": "+frag_keyframe+empty_moov+default_base_moof",
-            "frag_duration": str(max(1, fragment_us)),
-            # Every packet is pushed to our sink as soon as the muxer emits it, so what
-            # the muxer has finished is on disk, not in a 32 KiB AVIO buffer.
-            "flush_packets": "1",
-            # Never hold more than a fragment's worth of packets waiting for a stream
-            # that has gone quiet (cameras do drop audio).
-            "max_interleave_delta": str(max(1, fragment_us)),
-        }
-        container = av.open(self._sink, "w", format="mp4", options=options)
-        try:
-            start = datetime.fromtimestamp(self.start_us / 1_000_000, tz=UTC)
-            container.metadata["creation_time"] = start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            container.metadata["comment"] = (
-                f"vigil camera={self.camera} session={self.session_id} start_us={self.start_us}"
-            )
-            self._video = _Track(self.video_plan, self._add_stream(container, self.video_plan))
-            self._audio = (
-                _Track(self.audio_plan, self._add_stream(container, self.audio_plan))
-                if self.audio_plan is not None
-                else None
-            )
-            self._header_pending = True
-            if all(t.plan.template is not None for t in self._tracks()):
-                # Write ftyp+moov now: codec problems surface at open, and the muxer's
-                # final time bases are known before the first packet.
-                container.start_encoding()
-                self._after_header()
-                self._check_sink()
-        except BaseException:
-            self._sink.discard = True
-            with contextlib.suppress(Exception):
-                container.close()
-            raise
-        return container
-
-    def _tracks(self) -> list[_Track]:
-        return [self._video] + ([self._audio] if self._audio is not None else [])
-
-    @staticmethod
-    def _add_stream(container: Any, plan: TrackPlan) -> Any:
-        p = plan.params
-        if plan.template is not None:
-            stream = container.add_stream_from_template(plan.template, opaque=True)
-            ctx = stream.codec_context
-            ctx.extradata = plan.extradata
-            if p.kind == "video":
-                if p.width > 0 and p.height > 0:
-                    ctx.width = p.width
-                    ctx.height = p.height
-            else:
-                if p.sample_rate > 0:
-                    ctx.sample_rate = p.sample_rate
-            stream.time_base = plan.time_base
-            return stream
-        if p.kind != "video":
-            raise ValueError("audio streams need a template")
-        return container.add_mux_stream(
-            p.codec, width=p.width, height=p.height, time_base=plan.time_base
-        )
-
-    def _after_header(self) -> None:
-        self._header_pending = False
-        for track in self._tracks():
-            tb = track.stream.time_base
-            if tb:
-                track.tb = Fraction(tb)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -295,12 +311,16 @@ class SegmentWriter:
             raise SegmentWriteError(err.errno, f"writing {self.part_path.name}: {err.strerror}")
 
     def write(self, pkt: TimedPacket) -> bool:
-        """Mux one packet. Returns False when the muxer rejected it (the packet is dropped,
+        """Add one packet. Returns False when it cannot be stored (the packet is dropped,
         the segment stays valid); raises ``SegmentWriteError`` when storage failed."""
-        track = self._video if pkt.kind == "video" else self._audio
-        if track is None or (track is self._audio and self._audio_dropped):
+        is_video = pkt.kind == "video"
+        track = self._video if is_video else self._audio
+        if track is None or (not is_video and self._audio_dropped):
             return False
-        data = track.plan.convert(pkt.data, track.packets == 0)
+        plan = track.plan
+        data = plan.convert(pkt.data, track.packets == 0)
+        if plan.framing == "annexb":
+            data = to_mp4_sample(plan, data)
         if not data:
             return False
         if track.first_dts_us is None:
@@ -314,31 +334,40 @@ class SegmentWriter:
         if track.last_dts is not None and dts <= track.last_dts:
             dts = track.last_dts + 1
         pts = max(pts, dts)
-        packet = av.Packet(data)
-        packet.stream = track.stream
-        packet.time_base = tb
-        packet.dts = dts
-        packet.pts = pts
-        packet.duration = max(0, _to_ticks(pkt.duration_us, tb))
-        packet.is_keyframe = pkt.keyframe
-        try:
-            self._container.mux(packet)
-        except av.FFmpegError as exc:
-            self._check_sink()
-            log.warning(
-                "muxer rejected a %s packet (dts %d us): %s", pkt.kind, pkt.dts_us, exc,
-                extra={"camera": self.camera},
-            )
-            return False
-        if self._header_pending:
-            self._after_header()
-        self._check_sink()
+        if is_video:
+            frag_start = self._frag_start_dts_us
+            if frag_start is not None and (
+                pkt.keyframe or pkt.dts_us - frag_start >= self.fragment_us
+            ):
+                self._flush_fragment(dts)
+            if self._frag_start_dts_us is None:
+                self._frag_start_dts_us = pkt.dts_us
+        track.pending.append((data, dts, pts, pkt.keyframe or not is_video))
+        track.pending_end = dts + max(0, _to_ticks(pkt.duration_us, tb))
         track.last_dts = dts
         track.packets += 1
         self.packets += 1
-        if self.fsync_fragments and self._sink.size > self._synced:
-            self._sync()
         return True
+
+    def _flush_fragment(self, video_end: int | None) -> None:
+        """Write the open fragment (``moof`` + ``mdat``) in one go and make it durable.
+        ``video_end`` is the dts of the video sample that follows it, if known."""
+        runs: list[tuple[int, list[Sample]]] = []
+        for track in (self._video, self._audio):
+            if track is None or not track.pending:
+                continue
+            end = video_end if track is self._video and video_end is not None else None
+            if end is None:
+                end = track.pending_end if track.pending_end is not None else track.pending[-1][1]
+            runs.append((track.layout.track_id, track.take_samples(end)))
+        self._frag_start_dts_us = None
+        if not runs:
+            return
+        self._sequence += 1
+        self._sink.write_parts(fragment_parts(self._sequence, runs))
+        self._check_sink()
+        if self.fsync_fragments:
+            self._sync()
 
     def _sync(self) -> None:
         try:
@@ -346,7 +375,6 @@ class SegmentWriter:
         except OSError as exc:
             self._sink.error = exc
             self._check_sink()
-        self._synced = self._sink.size
 
     # -- closing -------------------------------------------------------------------------
 
@@ -357,12 +385,7 @@ class SegmentWriter:
         caller must then ``abort()``."""
         if self._closed:
             raise RuntimeError("segment already closed")
-        try:
-            self._container.close()
-        except av.FFmpegError as exc:
-            self._check_sink()
-            raise SegmentWriteError(0, f"finishing {self.part_path.name}: {exc}") from exc
-        self._check_sink()
+        self._flush_fragment(None)
         try:
             os.fsync(self._fd)
         except OSError as exc:
@@ -391,8 +414,6 @@ class SegmentWriter:
         if not self._closed:
             self._closed = True
             self._sink.discard = True
-            with contextlib.suppress(Exception):
-                self._container.close()
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         try:
@@ -400,6 +421,8 @@ class SegmentWriter:
         except OSError as exc:
             log.error(
                 "could not salvage %s (%s); it will be recovered at the next start",
-                self.part_path, exc, extra={"camera": self.camera},
+                self.part_path,
+                exc,
+                extra={"camera": self.camera},
             )
             return None

@@ -1,17 +1,22 @@
-"""Fragmented MP4 for live viewers: an init segment from FFmpeg, fragments written by hand.
+"""Fragmented MP4: an init segment from FFmpeg, fragments written by hand.
+
+Used by the recorder (``vigil.record.writer``: one file per segment) and by the live hub
+(``vigil.live.hub``: a stream per viewer).
 
 Why the split. The init segment (``ftyp`` + ``moov``) is the hard part: sample entries with
-the right ``avcC``/``hvcC``/``esds`` for whatever the camera sends. FFmpeg's mp4 muxer already
-gets that right for the recorder, so the init segment comes from the very same stream set-up
-(``vigil.record.tracks`` plans + ``SegmentWriter._add_stream``). The fragments, on the other
-hand, are trivial (``moof`` with one ``traf`` per track + ``mdat``) and writing them here
-means a fragment leaves the moment its packet arrives: FFmpeg's muxer only emits a fragment
-when the *next* packet starts one (a frame of extra latency at best, a whole GOP with
-``frag_keyframe``), interleaves audio and video with its own buffering, and offers no way
-from Python to flush on demand.
+the right ``avcC``/``hvcC``/``esds`` for whatever the camera sends. FFmpeg's mp4 muxer gets
+that right, once per segment or viewer, from the stream set-up in ``vigil.record.tracks``
+plans (:func:`add_stream`). The fragments, on the other hand, are trivial (``moof`` with one
+``traf`` per track + ``mdat``) and writing them here costs a few microseconds of Python per
+packet instead of a trip through FFmpeg's muxer and a Python write callback per packet,
+which measured as the largest part of recording's CPU beyond reading the stream. For live
+viewers it also means a fragment leaves the moment its packet arrives: FFmpeg's muxer only
+emits a fragment when the *next* packet starts one, interleaves audio and video with its own
+buffering, and offers no way from Python to flush on demand.
 
 Fragments use ``default-base-is-moof`` (data offsets relative to the ``moof``) and a
-version-1 ``tfdt`` (64-bit decode times), which is what Media Source Extensions expect.
+version-1 ``tfdt`` (64-bit decode times), which is what Media Source Extensions expect, and
+every sample carries its own duration, size, flags and composition offset.
 """
 
 from __future__ import annotations
@@ -20,13 +25,22 @@ import contextlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import av
 
 from vigil.evidence.playback_bmff import Box, iter_boxes, parse_moov
 from vigil.record import bitstream as bs
+from vigil.record.mp4init import (
+    HAND_CODECS_AUDIO,
+    HAND_CODECS_VIDEO,
+    HandTrack,
+    InitError,
+    audio_track,
+    build_hand_init,
+    video_track,
+)
 from vigil.record.tracks import TrackPlan
-from vigil.record.writer import SegmentWriter
 
 # ISO/IEC 14496-12 sample flags: a sync sample depends on nothing (sample_depends_on=2);
 # any other sample depends on others (1) and is flagged non-sync.
@@ -34,6 +48,9 @@ SYNC_SAMPLE_FLAGS = 0x02000000
 NON_SYNC_SAMPLE_FLAGS = 0x01010000
 
 _TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
+_TFHD_DEFAULT_DURATION = 0x000008
+_TFHD_DEFAULT_FLAGS = 0x000020
+_TRUN_FIRST_FLAGS = 0x000004
 _TRUN_DATA_OFFSET = 0x000001
 _TRUN_DURATION = 0x000100
 _TRUN_SIZE = 0x000200
@@ -95,15 +112,55 @@ class _Collect:
         return out
 
 
-def build_init_segment(
-    video: TrackPlan, audio: TrackPlan | None, first_keyframe: bytes | None = None
-) -> InitSegment:
-    """Run FFmpeg's mp4 muxer just far enough to get ``ftyp`` + ``moov`` for these plans.
+def add_stream(container: Any, plan: TrackPlan) -> Any:
+    """Add ``plan``'s track to an mp4 output container, copying the codec parameters.
 
-    With template streams the header is written straight away. Without one (the muxer has
-    to find the parameter sets in-band) the first keyframe is muxed and thrown away: only
-    the ``moov`` written before its fragment is kept.
-    """
+    With a template (a PyAV input stream) everything is copied and the plan's extradata and
+    size override it; without one only video can be set up, and the muxer then finds the
+    parameter sets in the first keyframe."""
+    p = plan.params
+    if plan.template is not None:
+        stream = container.add_stream_from_template(plan.template, opaque=True)
+        ctx = stream.codec_context
+        ctx.extradata = plan.extradata
+        if p.kind == "video":
+            if p.width > 0 and p.height > 0:
+                ctx.width = p.width
+                ctx.height = p.height
+        elif p.sample_rate > 0:
+            ctx.sample_rate = p.sample_rate
+        stream.time_base = plan.time_base
+        return stream
+    if p.kind != "video":
+        raise ValueError("audio streams need a template")
+    return container.add_mux_stream(
+        p.codec, width=p.width, height=p.height, time_base=plan.time_base
+    )
+
+
+def _hand_tracks(video: TrackPlan, audio: TrackPlan | None) -> list[HandTrack] | None:
+    """The tracks as hand-written sample entries, when some track has no template stream
+    (so FFmpeg cannot be given its parameters) and every codec is one we describe."""
+    if video.template is not None and (audio is None or audio.template is not None):
+        return None
+    if video.codec not in HAND_CODECS_VIDEO or (
+        audio is not None and audio.codec not in HAND_CODECS_AUDIO
+    ):
+        return None
+    p = video.params
+    tracks = [video_track(p.codec, video.extradata, video.time_base.denominator, p.width, p.height)]
+    if audio is not None:
+        a = audio.params
+        tracks.append(audio_track(a.codec, audio.extradata, a.sample_rate, a.channels))
+    return tracks
+
+
+def _ffmpeg_init(
+    video: TrackPlan,
+    audio: TrackPlan | None,
+    first_keyframe: bytes | None,
+    metadata: dict[str, str] | None,
+) -> bytes:
     sink = _Collect()
     options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
     try:
@@ -111,9 +168,11 @@ def build_init_segment(
     except av.FFmpegError as exc:  # pragma: no cover - FFmpeg without the mp4 muxer
         raise Fmp4Error(f"cannot open the mp4 muxer: {exc}") from exc
     try:
-        vstream = SegmentWriter._add_stream(container, video)
+        for key, value in (metadata or {}).items():
+            container.metadata[key] = value
+        vstream = add_stream(container, video)
         if audio is not None:
-            SegmentWriter._add_stream(container, audio)
+            add_stream(container, audio)
         if video.template is not None and (audio is None or audio.template is not None):
             container.start_encoding()
         else:
@@ -130,7 +189,33 @@ def build_init_segment(
     finally:
         with contextlib.suppress(av.FFmpegError):
             container.close()
-    raw = sink.take()
+    return sink.take()
+
+
+def build_init_segment(
+    video: TrackPlan,
+    audio: TrackPlan | None,
+    first_keyframe: bytes | None = None,
+    metadata: dict[str, str] | None = None,
+    created_unix_s: int = 0,
+) -> InitSegment:
+    """``ftyp`` + ``moov`` for these plans.
+
+    With template streams FFmpeg's mp4 muxer is run just far enough to write the header
+    (``metadata`` goes into its ``moov``: ``creation_time``, ``comment``...). Tracks
+    without a template are H.264/H.265/AAC from Vigil's own RTSP client, written by hand
+    (:mod:`vigil.record.mp4init`; ``created_unix_s`` sets the boxes' creation time);
+    other template-less video (MJPEG) goes through the muxer, which finds its parameters
+    in the first keyframe, muxed and thrown away: only the ``moov`` before it is kept.
+    """
+    try:
+        hand = _hand_tracks(video, audio)
+    except InitError as exc:
+        raise Fmp4Error(str(exc)) from exc
+    if hand is not None:
+        raw = build_hand_init(hand, created_unix_s)
+    else:
+        raw = _ffmpeg_init(video, audio, first_keyframe, metadata)
     boxes = {b.type: b for b in iter_boxes(raw) if b.type in (b"ftyp", b"moov")}
     if b"moov" not in boxes:
         raise Fmp4Error("the mp4 muxer wrote no moov")
@@ -315,48 +400,93 @@ def _full_box(typ: bytes, version: int, flags: int, payload: bytes) -> bytes:
     return _box(typ, struct.pack(">I", (version << 24) | flags) + payload)
 
 
-def build_fragment(sequence: int, runs: Sequence[tuple[int, Sequence[Sample]]]) -> bytes:
-    """``moof`` + ``mdat`` holding ``runs``: (track id, samples in decode order) per track.
+def _traf(track_id: int, samples: Sequence[Sample], data_offset: int) -> bytes:
+    """One ``traf``. Values shared by all samples go into ``tfhd`` defaults (and a keyframe
+    opening a video run into ``first_sample_flags``), as FFmpeg does: per-sample fields
+    would cost 12 bytes per sample, which for a low-bitrate camera with audio is more
+    than 1 % of the file."""
+    durations = {max(0, s.duration) for s in samples}
+    flags = [SYNC_SAMPLE_FLAGS if s.sync else NON_SYNC_SAMPLE_FLAGS for s in samples]
+    rest = set(flags[1:])
+    has_cto = any(s.cto for s in samples)
+    tfhd_flags = _TFHD_DEFAULT_BASE_IS_MOOF
+    tfhd_fields = [track_id]
+    trun_flags = _TRUN_DATA_OFFSET | _TRUN_SIZE
+    if len(durations) == 1:
+        tfhd_flags |= _TFHD_DEFAULT_DURATION
+        tfhd_fields.append(durations.pop())
+    else:
+        trun_flags |= _TRUN_DURATION
+    first_flags: int | None = None
+    if len(rest) <= 1:
+        tfhd_flags |= _TFHD_DEFAULT_FLAGS
+        default = rest.pop() if rest else flags[0]
+        tfhd_fields.append(default)
+        if flags[0] != default:
+            trun_flags |= _TRUN_FIRST_FLAGS
+            first_flags = flags[0]
+    else:
+        trun_flags |= _TRUN_FLAGS
+    if has_cto:
+        trun_flags |= _TRUN_CTO
+    fmt = (
+        ">"
+        + "I" * (1 + bool(trun_flags & _TRUN_DURATION) + bool(trun_flags & _TRUN_FLAGS))
+        + ("i" if has_cto else "")
+    )
+    per_duration = bool(trun_flags & _TRUN_DURATION)
+    per_flags = bool(trun_flags & _TRUN_FLAGS)
+    pack = struct.Struct(fmt).pack
+    entries = []
+    for s, f in zip(samples, flags, strict=True):
+        fields: list[int] = []
+        if per_duration:
+            fields.append(max(0, s.duration))
+        fields.append(len(s.data))
+        if per_flags:
+            fields.append(f)
+        if has_cto:
+            fields.append(s.cto)
+        entries.append(pack(*fields))
+    head = struct.pack(">Ii", len(samples), data_offset)
+    if first_flags is not None:
+        head += struct.pack(">I", first_flags)
+    tfhd = _full_box(
+        b"tfhd", 0, tfhd_flags, struct.pack(">" + "I" * len(tfhd_fields), *tfhd_fields)
+    )
+    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", samples[0].decode_time))
+    trun = _full_box(b"trun", 1 if has_cto else 0, trun_flags, head + b"".join(entries))
+    return _box(b"traf", tfhd + tfdt + trun)
 
-    Every sample carries its own duration, size, flags and composition offset (a version-1
-    ``trun``: signed offsets), so no defaults from the ``moov`` are relied upon."""
+
+def fragment_parts(sequence: int, runs: Sequence[tuple[int, Sequence[Sample]]]) -> list[bytes]:
+    """``moof`` + ``mdat`` holding ``runs`` ((track id, samples in decode order) per track)
+    as a list of byte strings to write in order: the ``moof``, the ``mdat`` header, then
+    the samples themselves, uncopied (a recorder hands the list to ``os.writev``).
+
+    Nothing is taken from the ``moov``'s ``trex`` defaults: each ``traf`` states its own
+    (composition offsets, when present, are signed: a version-1 ``trun``)."""
     runs = [(tid, samples) for tid, samples in runs if samples]
     if not runs:
         raise ValueError("a fragment needs at least one sample")
-    trun_flags = _TRUN_DATA_OFFSET | _TRUN_DURATION | _TRUN_SIZE | _TRUN_FLAGS | _TRUN_CTO
-
-    def trafs(offsets: list[int]) -> list[bytes]:
-        out = []
-        for (tid, samples), offset in zip(runs, offsets, strict=True):
-            tfhd = _full_box(b"tfhd", 0, _TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", tid))
-            tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", samples[0].decode_time))
-            entries = b"".join(
-                struct.pack(
-                    ">IIIi",
-                    max(0, s.duration),
-                    len(s.data),
-                    SYNC_SAMPLE_FLAGS if s.sync else NON_SYNC_SAMPLE_FLAGS,
-                    s.cto,
-                )
-                for s in samples
-            )
-            trun = _full_box(
-                b"trun", 1, trun_flags, struct.pack(">Ii", len(samples), offset) + entries
-            )
-            out.append(_box(b"traf", tfhd + tfdt + trun))
-        return out
-
     mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", sequence & 0xFFFFFFFF))
     # first pass with zero offsets gives the moof size; offsets do not change any size
-    moof_size = 8 + len(mfhd) + sum(len(t) for t in trafs([0] * len(runs)))
-    offsets = []
+    moof_size = 8 + len(mfhd) + sum(len(_traf(tid, samples, 0)) for tid, samples in runs)
+    trafs = []
     pos = moof_size + 8  # past the moof and the mdat header
-    for _tid, samples in runs:
-        offsets.append(pos)
+    for tid, samples in runs:
+        trafs.append(_traf(tid, samples, pos))
         pos += sum(len(s.data) for s in samples)
-    moof = _box(b"moof", mfhd + b"".join(trafs(offsets)))
-    mdat = _box(b"mdat", b"".join(s.data for _t, samples in runs for s in samples))
-    return moof + mdat
+    moof = _box(b"moof", mfhd + b"".join(trafs))
+    mdat_size = pos - moof_size
+    return [moof, struct.pack(">I4s", mdat_size, b"mdat")] + [
+        s.data for _t, samples in runs for s in samples
+    ]
+
+
+def build_fragment(sequence: int, runs: Sequence[tuple[int, Sequence[Sample]]]) -> bytes:
+    """:func:`fragment_parts` joined into one byte string."""
+    return b"".join(fragment_parts(sequence, runs))
 
 
 def to_mp4_sample(plan: TrackPlan, data: bytes) -> bytes:
@@ -369,4 +499,3 @@ def to_mp4_sample(plan: TrackPlan, data: bytes) -> bytes:
         nals, _ = bs.split_nals(data, 4)
         return bs.join_length_prefixed(nals, 4)
     return plan.convert(data, False)
-
