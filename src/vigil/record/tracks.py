@@ -11,10 +11,12 @@ of guessing per file. The rules (see ``bitstream`` for why they matter):
   length-prefixed packets are converted to Annex B first.
 * No extradata at all: the parameter sets are taken from the first keyframe that carries
   them (Annex B, as above). Until then the session cannot start a segment.
-* Without a PyAV template stream the output stream is created with ``add_mux_stream``,
-  which cannot carry extradata; the muxer then extracts it from the first packet, so the
-  plan is Annex B and the parameter sets are put in front of each segment's first keyframe
-  when it lacks them.
+* Without a PyAV template stream (cameras read by Vigil's own RTSP client) H.264/H.265
+  and AAC sample entries are written by hand (``vigil.record.mp4init``) from the
+  configuration record or the parameter sets, so a record keeps its length-prefixed
+  framing. Other template-less video (MJPEG) gets ``add_mux_stream``, which cannot carry
+  extradata; the muxer then extracts it from the first packet, so such a plan puts the
+  parameter sets in front of each segment's first keyframe when it lacks them.
 * AAC is written raw with its AudioSpecificConfig; ADTS headers are stripped and, when no
   config was given, one is built from the first ADTS header. Because a segment's header
   is written at its first video keyframe, possibly before any audio arrived, an AAC-LC
@@ -32,6 +34,7 @@ from typing import Any, Literal
 
 from vigil.ingest.types import CodecParams
 from vigil.record import bitstream as bs
+from vigil.record.mp4init import HAND_CODECS_AUDIO, HAND_CODECS_VIDEO
 
 Framing = Literal["annexb", "length", "raw"]
 
@@ -125,7 +128,8 @@ def plan_video(
             length_size, ps = bs.parse_config_record(codec, extradata)
         except (ValueError, IndexError) as exc:
             raise PlanError(f"unreadable {codec} configuration record: {exc}") from exc
-        if template is not None:
+        if template is not None or codec in HAND_CODECS_VIDEO:
+            # (without a template the init segment is written by hand from the record)
             return TrackPlan(params, template, extradata, "length", length_size, time_base=tb)
         annexb = bs.join_annexb(ps)
         return TrackPlan(params, None, annexb, "annexb", inband_parameter_sets=annexb,
@@ -158,7 +162,7 @@ def plan_audio(
     codec = params.codec
     if codec not in MP4_AUDIO_CODECS:
         raise PlanError(f"audio codec {codec!r} cannot be stored in MP4")
-    if template is None:
+    if template is None and codec not in HAND_CODECS_AUDIO:
         raise PlanError(
             f"audio codec {codec!r} without a template stream: its parameters cannot be "
             "given to the muxer"
