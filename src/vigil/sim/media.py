@@ -59,7 +59,7 @@ import numpy.typing as npt
 Codec = Literal["h264", "h265"]
 
 #: Bumped whenever the ffmpeg command line changes, so stale cache entries are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
@@ -336,7 +336,10 @@ def ffmpeg_command(spec: ClipSpec, output: Path, *, ffmpeg: str = "ffmpeg") -> l
     cmd += ["-map", "0:v:0"]
     if spec.audio:
         cmd += ["-map", "1:a:0"]
-    cmd += ["-vf", ",".join(vf), "-frames:v", str(frames), "-r", rate]
+    # With audio, -frames:v would end the output when the last video frame is muxed and
+    # cut the audio short (1.15 s of a 2 s loop); -t ends both at the loop length.
+    length = ["-t", f"{frames / spec.fps:.6f}"] if spec.audio else ["-frames:v", str(frames)]
+    cmd += ["-vf", ",".join(vf), *length, "-r", rate]
     kbps = spec.bitrate_kbps
     rc = ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k"]
     gop = spec.gop
