@@ -19,6 +19,7 @@ from tests.ingest.ingest_helpers import (
 from vigil.config.model import Credentials, IngestConfig, StreamSource
 from vigil.ingest.probe import probe
 from vigil.ingest.reader import CameraReader
+from vigil.record.bitstream import is_config_record
 
 if not have_gst_rtsp():  # installed by scripts/setup.sh: its absence is a set-up bug
     pytest.fail("GStreamer RTSP server not available: run scripts/setup.sh", pytrace=False)
@@ -49,7 +50,12 @@ def test_packets_flow_with_audio(transport: str) -> None:
             assert reader.stop()
     s = sink.sessions[0]
     assert (s.video.codec, s.video.width, s.video.height) == ("h264", 320, 240)
-    assert s.video.extradata is not None and s.video.extradata.startswith(b"\x00\x00")
+    extradata = s.video.extradata
+    assert extradata is not None
+    if transport == "tcp":  # Vigil's RTSP client: an avcC record, length-prefixed packets
+        assert is_config_record(extradata)
+    else:  # FFmpeg: Annex B parameter sets
+        assert extradata.startswith(b"\x00\x00")
     assert s.audio is not None and s.audio.codec == "pcm_mulaw"
     assert s.audio.sample_rate == 8000 and s.audio.channels == 1
     monotonic_per_kind(sink, s.session_id)
@@ -74,7 +80,7 @@ def test_hevc_stream() -> None:
             assert reader.stop()
     v = sink.sessions[0].video
     assert (v.codec, v.width, v.height) == ("hevc", 320, 240)
-    assert v.extradata is not None and v.extradata.startswith(b"\x00\x00")
+    assert v.extradata is not None and is_config_record(v.extradata)  # native client: hvcC
     assert len(sink.sessions) == 1  # repeated in-band VPS/SPS/PPS are not a "change"
     monotonic_per_kind(sink, sink.sessions[0].session_id)
 

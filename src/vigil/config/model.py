@@ -253,6 +253,13 @@ class IngestConfig(StrictModel):
     open_timeout: float = Field(default=10.0, gt=0, description="Connect/handshake timeout.")
     backoff_initial: float = Field(default=1.0, gt=0, description="First retry delay, seconds.")
     backoff_max: float = Field(default=60.0, gt=0, description="Longest retry delay, seconds.")
+    rtsp_client: Literal["native", "ffmpeg"] = Field(
+        default="native",
+        description="Who reads rtsp:// streams over TCP: 'native' (Vigil's own RTSP client: "
+        "H.264/H.265 video, AAC/G.711 audio, at about half FFmpeg's CPU) or 'ffmpeg'. "
+        "Cameras the native client cannot read (UDP only, other codecs) fall back to "
+        "FFmpeg by themselves; rtsps://, UDP and HTTP sources always use FFmpeg.",
+    )
 
 
 class LoggingConfig(StrictModel):

@@ -54,6 +54,7 @@ from vigil.ingest.bitstream import (
 from vigil.ingest.clock import MappedTime, SessionClock
 from vigil.ingest.errors import MESSAGES, IngestError, classify
 from vigil.ingest.health import CameraHealth, HealthTracker
+from vigil.ingest.rtsp import NativeInput, NativeStream, NativeUnsupported
 from vigil.ingest.source import OpenTarget, build_target, display_url, open_input
 from vigil.ingest.types import CodecParams, PacketSink, StreamSession, TimedPacket
 from vigil.util.redact import redact_text
@@ -136,6 +137,7 @@ class _Conn:
     clock: SessionClock | None = None
     settle: _Settle | None = None
     had_session: bool = False
+    native: bool = False  # read by Vigil's RTSP client: no PyAV streams to template from
 
 
 class _ConnectionEnded(Exception):
@@ -190,6 +192,8 @@ class CameraReader:
         self._ilock = threading.Lock()
         self._finished = False
         self._switch: interrupt.ReadSwitch | None = None  # guarded by _ilock
+        self._native: NativeInput | None = None  # guarded by _ilock
+        self._native_refused = False  # the camera needs FFmpeg (see _open)
         self._stalled_by_watchdog = False
         self._interrupted_thread = False
         self.last_read = time.monotonic()  # monotonic time of the last packet read
@@ -227,6 +231,8 @@ class CameraReader:
                 interrupt.interrupt(t.ident)
             if self._switch is not None:
                 self._switch.trigger()
+            if self._native is not None:
+                self._native.interrupt()
         if t is threading.current_thread():
             return False  # called from a sink: the loop notices the flag on return
         t.join(timeout)
@@ -289,16 +295,7 @@ class CameraReader:
                     open_timeout=self._cfg.open_timeout,
                     read_timeout=self._cfg.stall_timeout,
                 )
-                container = open_input(
-                    target,
-                    open_timeout=self._cfg.open_timeout,
-                    # network reads: a sentinel that ReadSwitch finds and switches off
-                    # (see interrupt.py); stalls are then the watchdog's job
-                    read_timeout=(
-                        self._cfg.stall_timeout if target.is_file else interrupt.READ_SENTINEL
-                    ),
-                    stopping=self._stop.is_set,
-                )
+                container = self._open(target)
             except IngestError as open_err:
                 if self._stop.is_set():
                     return
@@ -328,6 +325,46 @@ class CameraReader:
             if not self._wait_backoff():
                 return
 
+    def _open(self, target: OpenTarget) -> Any:
+        """Open ``target``: plain RTSP over TCP with Vigil's own client (unless configured
+        otherwise or the camera turned out to need FFmpeg), everything else with FFmpeg."""
+        if (
+            target.scheme == "rtsp"
+            and target.options.get("rtsp_transport") == "tcp"
+            and self._cfg.rtsp_client == "native"
+            and not self._native_refused
+        ):
+            native = NativeInput(
+                target.url,
+                target.display,
+                open_timeout=self._cfg.open_timeout,
+                stall_timeout=self._cfg.stall_timeout,
+                audio=self._audio,
+            )
+            with self._ilock:
+                if self._stop.is_set():
+                    raise IngestError("stopped", "stopped", source=target.display)
+                self._native = native
+            try:
+                return native.open()
+            except NativeUnsupported as exc:
+                # remembered for this reader: the camera will not change its mind
+                self._native_refused = True
+                log.info("%s/%s: %s; reading it through FFmpeg", self.camera, self.stream, exc)
+            finally:
+                with self._ilock:
+                    self._native = None
+        return open_input(
+            target,
+            open_timeout=self._cfg.open_timeout,
+            # network reads: a sentinel that ReadSwitch finds and switches off
+            # (see interrupt.py); stalls are then the watchdog's job
+            read_timeout=(
+                self._cfg.stall_timeout if target.is_file else interrupt.READ_SENTINEL
+            ),
+            stopping=self._stop.is_set,
+        )
+
     def _failed(self, err: IngestError, state: Literal["offline", "stalled"] = "offline") -> None:
         prev = self._health.snapshot()
         self._health.error(err.kind, str(err))
@@ -355,7 +392,15 @@ class CameraReader:
         video: Any = None
         audio: Any = None
         switch: interrupt.ReadSwitch | None = None
-        if not target.is_file:
+        native = isinstance(container, NativeInput)
+        conn.native = native
+        if native:
+            # its socket timeout is the stall timeout; stop() interrupts it
+            with self._ilock:
+                self._native = container
+                if self._stop.is_set():
+                    container.interrupt()
+        elif not target.is_file:
             switch = interrupt.ReadSwitch(container)
             with self._ilock:
                 self._switch = switch
@@ -488,6 +533,9 @@ class CameraReader:
                 self._failed(error, state="stalled" if reason == "stalled" else "offline")
             if conn.session is not None and conn.clock is not None:
                 self._end_session(conn.session, conn.clock, reason)
+            if native:
+                with self._ilock:
+                    self._native = None
             if switch is not None:
                 interrupt.StallWatchdog.shared().unwatch(switch)
                 with self._ilock:
@@ -564,6 +612,12 @@ class CameraReader:
                 raise _ConnectionEnded("stopped") from None
             if self._stalled_by_watchdog:
                 raise self._stalled(target) from None
+            if isinstance(exc, IngestError):  # the native client classifies its own
+                kind = exc.kind
+                reason: EndReason = (
+                    "stalled" if kind == "stalled" else "eof" if kind == "eof" else "disconnected"
+                )
+                raise _ConnectionEnded(reason, exc) from None
             err = classify(
                 exc,
                 source=target.display,
@@ -597,9 +651,12 @@ class CameraReader:
         parsed = None
         with contextlib.suppress(BitstreamError):
             parsed = parse_extradata(codec, extradata)
+        framing = parsed.framing if parsed else None
+        if framing is None and isinstance(video, NativeStream):
+            framing = "length"  # what Vigil's RTSP client emits, record or not
         return _VideoState(
             codec=codec,
-            framing=parsed.framing if parsed else None,
+            framing=framing,
             length_size=parsed.length_size if parsed else 4,
             container_sets=parsed.sets if parsed else None,
             container_extradata=extradata,
@@ -701,8 +758,9 @@ class CameraReader:
             video=vparams,
             audio=aparams,
             started_wall_us=started_wall_us,
-            video_template=video,
-            audio_template=audio,
+            # Vigil's RTSP client has no PyAV streams: consumers describe those tracks
+            video_template=None if isinstance(video, NativeStream) else video,
+            audio_template=None if isinstance(audio, NativeStream) else audio,
             source=target.display,
         )
         self._health.session(
