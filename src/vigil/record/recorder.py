@@ -158,8 +158,9 @@ class Recorder:
     :param catalog: receives ``SegmentInfo`` after each file is durable, and ``GapInfo``.
     :param config: ``segment_seconds`` and ``fragment_seconds``.
     :param record_audio: keep the audio track when the camera has a storable one.
-    :param fsync_fragments: fsync after every fragment (power-loss safety); the file is
-        always fsynced on close regardless.
+    :param fsync_fragments: make fragments durable within ``fragment_seconds`` of being
+        written (power-loss safety; ``vigil.record.syncer``); the file is always fsynced
+        on close regardless.
     :param retry_interval: seconds between write probes while paused.
     :param probe_bytes: size of the probe file written to test for space.
     :param clock: monotonic seconds, injectable for tests.

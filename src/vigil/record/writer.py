@@ -9,8 +9,10 @@ beyond reading the stream.
 
 Writing through our own file descriptor (``_SegmentSink``) also means: we count and
 SHA-256 the bytes as they go, so closing a segment never re-reads it; we decide when to
-fsync (after each fragment, so a power cut loses at most one); and a write error (disk
-full, read-only remount, I/O error) is caught here and turned into a clean stop. The file
+fsync (fragments within an interval, by ``vigil.record.syncer``'s one ``syncfs`` for all
+cameras, so a power cut loses at most about two; the whole file before it is renamed);
+and a write error (disk full, read-only remount, I/O error) is caught here and turned
+into a clean stop. The file
 only ever grows, which is what makes "truncate after the last complete fragment" a valid
 recovery for any moment of failure.
 
@@ -48,6 +50,7 @@ from vigil.record.fmp4 import (
 )
 from vigil.record.paths import fsync_dir, make_dirs, part_path, segment_path
 from vigil.record.recovery import finalize_part
+from vigil.record.syncer import syncer_for
 from vigil.record.tracks import TrackPlan
 from vigil.record.types import SegmentInfo
 
@@ -244,6 +247,9 @@ class SegmentWriter:
         self._audio = _Track(audio, init.audio) if audio is not None and init.audio else None
         self._fd = self._create(root)
         try:
+            # fragments are made durable by the file system's syncer (one syncfs per
+            # interval for every camera), or here when the platform has no syncfs
+            self._syncer = syncer_for(root, self.fragment_us / 1e6) if fsync_fragments else None
             if fsync_fragments:
                 fsync_dir(self.part_path.parent)
             self._sink = _SegmentSink(self._fd)
@@ -366,7 +372,9 @@ class SegmentWriter:
         self._sequence += 1
         self._sink.write_parts(fragment_parts(self._sequence, runs))
         self._check_sink()
-        if self.fsync_fragments:
+        if self._syncer is not None:
+            self._syncer.mark()
+        elif self.fsync_fragments:
             self._sync()
 
     def _sync(self) -> None:
