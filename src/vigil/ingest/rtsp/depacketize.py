@@ -52,6 +52,7 @@ MAX_CARRY_BYTES = 1 << 20
 AAC_FRAME_SAMPLES = 1024
 
 _RTP_HEADER = struct.Struct(">BBHI")
+_RTP_FAST = struct.Struct(">BHI")  # marker/type, sequence, timestamp
 
 # _broken states of a video unit in progress
 _OK, _DAMAGED, _OVERSIZED = 0, 1, 2
@@ -162,6 +163,38 @@ class _VideoDepacketizer(Depacketizer):
         self._vcl = False  # the unit has a slice (else it is carried to the next one)
         self._resync = False  # the next unit starts right after a discontinuity
         self._fu_at = 0  # where the length prefix of the fragmented NAL unit in progress is
+
+    # Where a fragmentation unit's header is and its payload starts (after a plain 12-byte
+    # RTP header): H.264 FU-A indicator + header, H.265 2-byte NAL header + FU header.
+    _FU_HEADER = 13
+    _FU_PAYLOAD = 14
+    _FU_MASK = 0x1F  # bits of the first payload byte holding the NAL unit type...
+    _FU_TYPE = 28  # ...and their value for a fragmentation unit (FU-A)
+
+    def push(self, data: Buffer, start: int, end: int) -> None:
+        """Like :meth:`Depacketizer.push`, with a fast path for the packets that make up
+        most of a video frame: the middle fragments of a fragmented NAL unit (plain RTP
+        header, the expected sequence number, the unit's timestamp, no marker). Those are
+        appended in one step instead of three method calls."""
+        if (
+            self._fu
+            and not self._broken
+            and data[start] == 0x80
+            and end - start > self._FU_PAYLOAD
+            and not data[start + self._FU_HEADER] & 0xC0  # neither start nor end fragment
+            and len(self._acc) < MAX_UNIT_BYTES
+        ):
+            b1, seq, ts = _RTP_FAST.unpack_from(data, start + 1)
+            if (
+                seq == self._next_seq
+                and ts == self._ts
+                and not b1 & 0x80
+                and data[start + 12] & self._FU_MASK == self._FU_TYPE
+            ):
+                self._next_seq = (seq + 1) & 0xFFFF
+                self._acc += data[start + self._FU_PAYLOAD : end]
+                return
+        Depacketizer.push(self, data, start, end)
 
     def _payload(self, data: Buffer, q: int, end: int, ts: int, marker: int) -> None:
         if ts != self._ts or not self._open:
@@ -330,6 +363,10 @@ class H265Depacketizer(_VideoDepacketizer):
     decoding order is transmission order over TCP from a single sender."""
 
     codec = "hevc"
+    _FU_HEADER = 14
+    _FU_PAYLOAD = 15  # a DONL, if any, is only in the start fragment
+    _FU_MASK = 0x7E
+    _FU_TYPE = 49 << 1
 
     def __init__(
         self, clock_rate: int, stats: RtspStats | None = None, *, donl: bool = False
