@@ -197,6 +197,8 @@ class Recorder:
         self._writer: SegmentWriter | None = None
         self._draining: SegmentWriter | None = None
         self._drain_cut_us = 0
+        # (session id, dts, wall end) of the segment just cut, for the next one's start
+        self._continue_at: tuple[int, int, int] | None = None
         self._pause: _Pause | None = None
         self._pending_gap: _Gap | None = None
         self._media_end_us: int | None = None  # wall end of the last closed segment
@@ -435,6 +437,9 @@ class Recorder:
         assert s.video is not None
         # Wall time of media time 0 (the keyframe's dts): wall_us is the time of its pts.
         start_us = pkt.wall_us - (pkt.pts_us - pkt.dts_us)
+        cont, self._continue_at = self._continue_at, None
+        if cont is not None and cont[:2] == (s.session.session_id, pkt.dts_us):
+            start_us = cont[2]
         audio = s.audio
         try:
             writer = SegmentWriter(
@@ -471,6 +476,10 @@ class Recorder:
         return writer
 
     def _cut(self, writer: SegmentWriter, pkt: TimedPacket) -> None:
+        # The timeline stays contiguous across a cut: the old segment's video ends where
+        # this keyframe begins, and the new segment starts at exactly that wall instant
+        # (not at the keyframe's own slewed wall time, a few µs off).
+        self._continue_at = (writer.session_id, pkt.dts_us, writer.end_video(pkt.dts_us))
         self._writer = None
         if self._draining is not None:
             self._close_draining()

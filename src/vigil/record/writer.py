@@ -229,6 +229,7 @@ class SegmentWriter:
         self._audio_dropped = False
         self._sequence = 0
         self._frag_start_dts_us: int | None = None
+        self._video_end: int | None = None  # ticks where the video track ends (at a cut)
         self._closed = False
         start = datetime.fromtimestamp(start_us / 1_000_000, tz=UTC)
         init = build_init_segment(
@@ -362,7 +363,9 @@ class SegmentWriter:
         for track in (self._video, self._audio):
             if track is None or not track.pending:
                 continue
-            end = video_end if track is self._video and video_end is not None else None
+            end = None
+            if track is self._video:
+                end = video_end if video_end is not None else self._video_end
             if end is None:
                 end = track.pending_end if track.pending_end is not None else track.pending[-1][1]
             runs.append((track.layout.track_id, track.take_samples(end)))
@@ -376,6 +379,20 @@ class SegmentWriter:
             self._syncer.mark()
         elif self.fsync_fragments:
             self._sync()
+
+    def end_video(self, dts_us: int) -> int:
+        """The video track ends where the packet at ``dts_us`` (the next segment's first
+        keyframe) begins: its last sample lasts exactly until then. Returns the segment's
+        wall-clock end as the index will record it (start + video duration, in the track's
+        own ticks), so the next segment can start at exactly that instant."""
+        t = self._video
+        if t.first_dts_us is None:
+            return self.start_us
+        end = t.first_ticks + _to_ticks(dts_us - t.first_dts_us, t.tb)
+        if t.last_dts is not None and end <= t.last_dts:
+            end = t.last_dts + 1
+        self._video_end = end
+        return self.start_us + round((end - t.first_ticks) * 1_000_000 / t.layout.timescale)
 
     def _sync(self) -> None:
         try:
