@@ -157,6 +157,10 @@ class CameraReader:
     deliver packets before the back-off starts over.
     """
 
+    # how long Vigil's RTSP client may deliver video without a keyframe before the camera
+    # is read through FFmpeg instead (see _no_native_keyframe)
+    native_keyframe_wait: ClassVar[float] = 10.0
+
     def __init__(
         self,
         camera: str,
@@ -416,7 +420,7 @@ class CameraReader:
             conn.untimed = not target.is_file and fmt in UNTIMED_FORMATS
             pacer = _Pacer(self._stop) if target.is_file and self._realtime else None
             stall = self._cfg.stall_timeout
-            last_video = time.monotonic()
+            last_video = opened = time.monotonic()
             while True:
                 pkt = self._next_packet(gen, target)
                 if switch is not None and not switch.armed:
@@ -475,6 +479,8 @@ class CameraReader:
                 clock = conn.clock
                 if clock is None or (conn.session is None and conn.settle is None):
                     self._health.dropped()
+                    if native and not conn.had_session and now - opened > self.native_keyframe_wait:
+                        raise self._no_native_keyframe(target)
                     continue
 
                 mt = first or clock.map(0 if is_video else 1, pts, dts, duration, receipt)
@@ -574,6 +580,22 @@ class CameraReader:
         conn.session = self._start_session(st.vparams, st.aparams, video, audio, target, started)
         for tp in st.packets:
             self._deliver(conn, tp)
+
+    def _no_native_keyframe(self, target: OpenTarget) -> _ConnectionEnded:
+        """Vigil's RTSP client starts sessions at IDR/IRAP pictures only; FFmpeg also
+        accepts an I-frame with a recovery-point SEI, which some cameras (intra refresh)
+        send instead. A camera that gave no keyframe for this long is read by FFmpeg from
+        now on."""
+        self._native_refused = True
+        return _ConnectionEnded(
+            "disconnected",
+            IngestError(
+                "protocol",
+                f"no IDR keyframe within {self.native_keyframe_wait:g} s from Vigil's RTSP "
+                "client; reading this camera through FFmpeg",
+                source=target.display,
+            ),
+        )
 
     def _stalled(self, target: OpenTarget) -> _ConnectionEnded:
         return _ConnectionEnded(

@@ -4,14 +4,18 @@ interrupt before open."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
 
+from tests.ingest.ingest_helpers import RecordingSink
 from tests.ingest.rtsp.fake_camera import H264_SDP, FakeCamera, ServerConn, h264_frame
 from tests.ingest.rtsp.rtp import aac_hbr, interleaved, rtp
+from vigil.config.model import IngestConfig, StreamSource
 from vigil.ingest.errors import IngestError
+from vigil.ingest.reader import CameraReader
 from vigil.ingest.rtsp import NativeInput, NativePacket, open_native
 from vigil.record.bitstream import parse_config_record
 
@@ -138,3 +142,32 @@ def test_interrupt_before_open_and_close_is_safe() -> None:
         inp.close()
         inp.interrupt()
         assert cam.connections == 0
+
+
+def test_reader_falls_back_to_ffmpeg_without_idr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera whose stream never has an IDR picture (intra refresh) would never start a
+    session with the native client: the reader gives up on it and uses FFmpeg."""
+
+    def no_idr(conn: ServerConn, cam: FakeCamera) -> None:
+        for i in range(1, 400):
+            if i % 15:  # h264_frame makes every 15th frame an IDR: skip those
+                conn.send(h264_frame(i, i))
+            if conn.stop.wait(0.02):
+                return
+
+    monkeypatch.setattr(CameraReader, "native_keyframe_wait", 0.8)
+    sink = RecordingSink(keep_data=False)
+    cfg = IngestConfig(stall_timeout=2, open_timeout=2, backoff_initial=0.2, backoff_max=0.5)
+    with FakeCamera(stream=no_idr) as cam:
+        reader = CameraReader("intra", StreamSource(url=cam.url()), [sink], config=cfg)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not reader._native_refused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            health = reader.health()
+        finally:
+            assert reader.stop()
+    assert reader._native_refused
+    assert not sink.sessions  # nothing was delivered without a keyframe
+    assert "reading this camera through FFmpeg" in (health.last_error or "")
