@@ -74,6 +74,7 @@ from vigil.evidence.timeline import (
     validate_range,
 )
 from vigil.index.repository import Index
+from vigil.record.fmp4 import ByteCollector
 
 log = logging.getLogger(__name__)
 
@@ -664,27 +665,11 @@ def write_mp4(part: PlaybackPart, dest: Path) -> Clip:
     )
 
 
-class _Sink:
-    """Write-only, non-seekable file object for PyAV: collects what the muxer writes."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        return data
-
-
 def iter_fmp4(part: PlaybackPart) -> Iterator[bytes]:
     """Fragmented MP4 of ``part``, yielded fragment by fragment as it is muxed. The first
     chunk (init segment + first fragment) is ready as soon as one GOP has been read. Each
     ``moof`` is preceded by a ``prft`` box carrying the fragment's capture wall time."""
-    sink = _Sink()
+    sink = ByteCollector()
 
     def wall_of(cts: int, track: TrackInfo) -> int | None:
         pts = Fraction(cts - track.edit_media_time, track.timescale)

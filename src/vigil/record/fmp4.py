@@ -96,8 +96,9 @@ class Sample:
     sync: bool
 
 
-class _Collect:
-    """Write-only, non-seekable file object: PyAV then treats the output as a stream."""
+class ByteCollector:
+    """Write-only, non-seekable file object for PyAV's muxer: collects what it writes (with
+    no ``seek`` PyAV treats the output as a stream, so nothing is ever rewritten)."""
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
@@ -161,7 +162,7 @@ def _ffmpeg_init(
     first_keyframe: bytes | None,
     metadata: dict[str, str] | None,
 ) -> bytes:
-    sink = _Collect()
+    sink = ByteCollector()
     options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
     try:
         container = av.open(sink, "w", format="mp4", options=options)
