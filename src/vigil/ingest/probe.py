@@ -1,7 +1,9 @@
 """``vigil cameras test URL``: open a source once, read a little, say what it is or why not.
 
 Probing uses exactly the open path of the recorder (same URL building, whitelists,
-timeouts, error classification), so "the probe works" means "recording will work".
+timeouts, error classification, and the same reader: Vigil's own RTSP client for plain
+``rtsp://`` over TCP, falling back to FFmpeg where the recorder would), so "the probe
+works" means "recording will work".
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from vigil.ingest.bitstream import (
 )
 from vigil.ingest.errors import IngestError, classify
 from vigil.ingest.reader import UNTIMED_FORMATS
-from vigil.ingest.source import OpenTarget, build_target, build_url_target, open_input
+from vigil.ingest.rtsp import NativeUnsupported, open_native
+from vigil.ingest.source import (
+    OpenTarget,
+    build_target,
+    build_url_target,
+    open_input,
+    reads_natively,
+)
 from vigil.util.redact import redact_url
 
 
@@ -63,11 +72,13 @@ def probe(
     *,
     max_packets: int = 120,
     max_seconds: float = 4.0,
+    rtsp_client: str = "native",
 ) -> ProbeResult:
     """Open ``source`` (a configured source or a URL), read up to ``max_packets`` packets
     or ``max_seconds`` of wall time, and describe the stream. Never raises for camera
     problems: they are reported in the result."""
     display = source if isinstance(source, str) else (source.url or str(source.file))
+    notes: list[str] = []
     t0 = time.monotonic()
     try:
         if isinstance(source, str):
@@ -77,7 +88,7 @@ def probe(
         else:
             target = build_target(source, credentials, open_timeout=timeout, read_timeout=timeout)
         display = target.display
-        container = open_input(target, open_timeout=timeout, read_timeout=timeout)
+        container = _open(target, timeout, rtsp_client, notes)
     except IngestError as err:
         return ProbeResult(
             ok=False,
@@ -88,9 +99,21 @@ def probe(
         )
     open_seconds = round(time.monotonic() - t0, 3)
     try:
-        return _read(container, target, timeout, max_packets, max_seconds, open_seconds)
+        result = _read(container, target, timeout, max_packets, max_seconds, open_seconds)
     finally:
         container.close()
+    result.notes[:0] = notes
+    return result
+
+
+def _open(target: OpenTarget, timeout: float, rtsp_client: str, notes: list[str]) -> Any:
+    if reads_natively(target, rtsp_client):
+        try:
+            return open_native(target.url, target.display, open_timeout=timeout,
+                               stall_timeout=timeout)
+        except NativeUnsupported as exc:
+            notes.append(f"{exc.message}: read through FFmpeg")
+    return open_input(target, open_timeout=timeout, read_timeout=timeout)
 
 
 def _read(
@@ -158,6 +181,8 @@ def _read(
                         sized = True
             if packets >= max_packets or time.monotonic() - start >= max_seconds:
                 break
+    except IngestError as native_err:  # Vigil's RTSP client classifies its own failures
+        error_kind, error = native_err.kind, native_err.message
     except Exception as exc:
         err = classify(
             exc,

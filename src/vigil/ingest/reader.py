@@ -55,7 +55,13 @@ from vigil.ingest.clock import MappedTime, SessionClock
 from vigil.ingest.errors import MESSAGES, IngestError, classify
 from vigil.ingest.health import CameraHealth, HealthTracker
 from vigil.ingest.rtsp import NativeInput, NativeStream, NativeUnsupported
-from vigil.ingest.source import OpenTarget, build_target, display_url, open_input
+from vigil.ingest.source import (
+    OpenTarget,
+    build_target,
+    display_url,
+    open_input,
+    reads_natively,
+)
 from vigil.ingest.types import CodecParams, PacketSink, StreamSession, TimedPacket
 from vigil.util.redact import redact_text
 
@@ -332,12 +338,7 @@ class CameraReader:
     def _open(self, target: OpenTarget) -> Any:
         """Open ``target``: plain RTSP over TCP with Vigil's own client (unless configured
         otherwise or the camera turned out to need FFmpeg), everything else with FFmpeg."""
-        if (
-            target.scheme == "rtsp"
-            and target.options.get("rtsp_transport") == "tcp"
-            and self._cfg.rtsp_client == "native"
-            and not self._native_refused
-        ):
+        if reads_natively(target, self._cfg.rtsp_client) and not self._native_refused:
             native = NativeInput(
                 target.url,
                 target.display,

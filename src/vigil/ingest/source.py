@@ -197,6 +197,16 @@ def build_url_target(
     )
 
 
+def reads_natively(target: OpenTarget, rtsp_client: str = "native") -> bool:
+    """Whether Vigil's own RTSP client (``vigil.ingest.rtsp``) reads ``target``: plain
+    ``rtsp://`` over TCP, unless configured otherwise. Everything else is FFmpeg's."""
+    return (
+        rtsp_client == "native"
+        and target.scheme == "rtsp"
+        and target.options.get("rtsp_transport") == "tcp"
+    )
+
+
 def open_input(
     target: OpenTarget,
     *,
