@@ -216,10 +216,13 @@ class _Lines:
         return ks[-1] if ks else 0
 
 
-def _vigil_config(storage: Path, urls: dict[str, str]) -> dict[str, Any]:
+def _vigil_config(
+    storage: Path, urls: dict[str, str], ingest: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "storage": {"path": str(storage)},
         "recording": {"segment_seconds": 60},
+        "ingest": dict(ingest or {}),
         "logging": {"level": "INFO", "format": "console"},
         "cameras": [
             {
@@ -314,7 +317,8 @@ def run_vigil(n: int, args: argparse.Namespace, work: Path, profile: bool) -> Ph
             sim.start(_sim_cameras(n, args))
             urls = sim.urls()
         cfg = root / "vigil.yaml"
-        cfg.write_text(json.dumps(_vigil_config(storage, urls), indent=1))  # JSON is YAML
+        ingest = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.ingest)}
+        cfg.write_text(json.dumps(_vigil_config(storage, urls, ingest), indent=1))  # JSON is YAML
         log = open(root / "vigil.log", "wb")  # noqa: SIM115 - closed below
         t0 = time.monotonic()
         env = dict(os.environ)
@@ -793,6 +797,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for the Vigil process (e.g. MALLOC_ARENA_MAX=2)",
+    )
+    ap.add_argument(
+        "--ingest",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an ingest option of Vigil's configuration (e.g. shared_read_thread=false)",
     )
     args = ap.parse_args(argv)
     if args.runner:

@@ -1,12 +1,17 @@
-"""One camera stream, one thread: connect, demux, time-stamp, hand packets to sinks, repeat.
+"""One camera stream: connect, demux, time-stamp, hand packets to sinks, repeat.
 
-Thread model. :class:`CameraReader` owns a single daemon thread that does everything for its
-stream: opening (blocking, bounded by ``open_timeout``), demuxing (blocking, bounded by
-``stall_timeout``), timestamp mapping and calling the sinks synchronously, in order. Nothing
-is decoded. Sinks run on that thread; a sink that raises is logged (redacted) and skipped
-for that call, the reader carries on. ``stop()`` may be called from any thread: it sets a
-flag, interrupts a blocking FFmpeg call through :mod:`vigil.ingest.interrupt` and waits up
-to two seconds. :meth:`CameraReader.health` may also be called from any thread.
+Thread model. :class:`CameraReader` owns a daemon thread that opens its stream (blocking,
+bounded by ``open_timeout``), waits out the back-off between attempts and reads
+FFmpeg-opened streams (blocking, bounded by ``stall_timeout``). A connection opened by
+Vigil's own RTSP client is instead read on the process's shared :class:`~vigil.ingest.loop.
+ReadLoop` thread (``ingest.shared_read_thread``, on by default) while the camera's thread
+waits for it to end: the connection is the generator :meth:`CameraReader._connection_steps`,
+which yields whenever it would block. Either way, timestamp mapping and the sinks run
+synchronously, in order, on the thread that reads. Nothing is decoded. A sink that raises
+is logged (redacted) and skipped for that call, the reader carries on. ``stop()`` may be
+called from any thread: it sets a flag, interrupts a blocking FFmpeg call through
+:mod:`vigil.ingest.interrupt` (or shuts the native client's socket down) and waits up to
+two seconds. :meth:`CameraReader.health` may also be called from any thread.
 
 Sessions. A session starts at the first video keyframe after a connect (earlier packets are
 dropped and counted) and ends when the connection ends (``"stopped"``, ``"eof"``,
@@ -33,10 +38,10 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from vigil.config.model import Credentials, IngestConfig, StreamSource
 from vigil.ingest import interrupt
@@ -54,7 +59,8 @@ from vigil.ingest.bitstream import (
 from vigil.ingest.clock import MappedTime, SessionClock
 from vigil.ingest.errors import MESSAGES, IngestError, classify
 from vigil.ingest.health import CameraHealth, HealthTracker
-from vigil.ingest.rtsp import NativeInput, NativeStream, NativeUnsupported
+from vigil.ingest.loop import ReadLoop
+from vigil.ingest.rtsp import NativeInput, NativeStream, NativeUnsupported, Wait
 from vigil.ingest.source import (
     OpenTarget,
     build_target,
@@ -66,6 +72,8 @@ from vigil.ingest.types import CodecParams, PacketSink, StreamSession, TimedPack
 from vigil.util.redact import redact_text
 
 log = logging.getLogger("vigil.ingest")
+
+R = TypeVar("R")
 
 EndReason = Literal["stopped", "eof", "stalled", "disconnected", "codec_change", "error"]
 
@@ -243,7 +251,7 @@ class CameraReader:
                 self._switch.trigger()
             if self._native is not None:
                 self._native.interrupt()
-        if t is threading.current_thread():
+        if t is threading.current_thread() or ReadLoop.shared().on_loop_thread():
             return False  # called from a sink: the loop notices the flag on return
         t.join(timeout)
         return not t.is_alive()
@@ -389,7 +397,21 @@ class CameraReader:
     def _run_connection(
         self, container: Any, target: OpenTarget
     ) -> tuple[EndReason, IngestError | None, bool]:
-        """Demux until the connection ends. Returns (reason, error, had a session)."""
+        """Demux until the connection ends. Returns (reason, error, had a session).
+        Native connections are read on the shared loop thread (this thread waits)."""
+        if isinstance(container, NativeInput) and self._cfg.shared_read_thread:
+            fd = container.fileno()
+            if fd >= 0:
+                steps = self._connection_steps(container, target, True)
+                return ReadLoop.shared().run(steps, fd, f"{self.camera}/{self.stream}")
+        return _run_to_end(self._connection_steps(container, target, False))
+
+    def _connection_steps(
+        self, container: Any, target: OpenTarget, cooperative: bool
+    ) -> Generator[float, None, tuple[EndReason, IngestError | None, bool]]:
+        """The connection as a generator: with ``cooperative`` (native client only) it
+        yields the monotonic time by which it wants to be resumed whenever its socket has
+        no bytes; otherwise it never yields. Returns (reason, error, had a session)."""
         conn = _Conn()
         gen: Iterator[Any] | None = None
         reason: EndReason = "error"
@@ -416,7 +438,10 @@ class CameraReader:
             video, audio = self._pick_streams(container, target)
             vstate = self._video_state(video)
             audio_params = _audio_params(audio) if audio is not None else None
-            gen = container.demux(*(s for s in (video, audio) if s is not None))
+            wanted = [s for s in (video, audio) if s is not None]
+            gen = container.demux(*wanted, cooperative=True) if cooperative else container.demux(
+                *wanted
+            )
             fmt = getattr(container.format, "name", "") or ""
             conn.untimed = not target.is_file and fmt in UNTIMED_FORMATS
             pacer = _Pacer(self._stop) if target.is_file and self._realtime else None
@@ -424,6 +449,9 @@ class CameraReader:
             last_video = opened = time.monotonic()
             while True:
                 pkt = self._next_packet(gen, target)
+                if pkt.__class__ is Wait:
+                    yield pkt.until
+                    continue
                 if switch is not None and not switch.armed:
                     with self._ilock:
                         if not self._stop.is_set():
@@ -849,6 +877,17 @@ class CameraReader:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _run_to_end(steps: Generator[float, None, R]) -> R:
+    """Run a connection generator that blocks instead of yielding (FFmpeg, or the native
+    client read on the camera's own thread)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: R = done.value
+            return result
 
 
 class _Pacer:

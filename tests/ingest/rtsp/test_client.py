@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import select
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from tests.ingest.rtsp.rtp import interleaved, rtp
 from vigil.ingest.errors import IngestError
 from vigil.ingest.rtsp import NativeUnsupported
 from vigil.ingest.rtsp.auth import parse_challenges
-from vigil.ingest.rtsp.client import RtspClient
+from vigil.ingest.rtsp.client import WAIT, RtspClient
 from vigil.ingest.rtsp.depacketize import AccessUnit
 
 PASSWORD = "s3cr3t-Pw"
@@ -36,11 +37,52 @@ def client(url: str, *, open_timeout: float = OPEN, stall: float = 5.0) -> RtspC
     return RtspClient(url, display="", open_timeout=open_timeout, stall_timeout=stall)
 
 
-def read_all(c: RtspClient, limit: int = 10_000) -> tuple[list[AccessUnit], IngestError]:
+class Turns:
+    """What a cooperative reader yielded besides units."""
+
+    def __init__(self) -> None:
+        self.waits = 0  # "no bytes now" yields
+        self.turns = 0  # "others' turn" yields (wake_at 0) after many full buffers
+
+
+def iter_units(
+    c: RtspClient, cooperative: bool = False, turns: Turns | None = None
+) -> Iterator[tuple[int, AccessUnit]]:
+    """``c.units()``; cooperative: driven like the ingest loop does, waiting with select
+    on the socket until it is readable or ``wake_at`` has come."""
+    if not cooperative:
+        yield from c.units()
+        return
+    for index, unit in c.units(cooperative=True):
+        if index != WAIT:
+            yield index, unit
+            continue
+        if c.wake_at == 0.0:
+            if turns is not None:
+                turns.turns += 1
+            continue
+        if turns is not None:
+            turns.waits += 1
+        fd = c.fileno()
+        left = c.wake_at - time.monotonic()
+        if fd >= 0 and left > 0:
+            select.select([fd], [], [], left)
+
+
+@pytest.fixture(params=[False, True], ids=["blocking", "cooperative"])
+def cooperative(request: pytest.FixtureRequest) -> bool:
+    """Reading tests run both ways: on the reader's own blocking thread and the way the
+    shared ingest loop reads (non-blocking, resumed by readiness or deadline)."""
+    return bool(request.param)
+
+
+def read_all(
+    c: RtspClient, limit: int = 10_000, cooperative: bool = False, turns: Turns | None = None
+) -> tuple[list[AccessUnit], IngestError]:
     """Read units until the client raises; returns both."""
     units: list[AccessUnit] = []
     with pytest.raises(IngestError) as info:
-        for _, unit in c.units():
+        for _, unit in iter_units(c, cooperative, turns):
             units.append(unit)
             if len(units) >= limit:
                 break
@@ -342,17 +384,17 @@ def test_wrong_digest_password(cams: list[FakeCamera]) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def test_server_closing_mid_stream_is_eof(cams: list[FakeCamera]) -> None:
+def test_server_closing_mid_stream_is_eof(cams: list[FakeCamera], cooperative: bool) -> None:
     cam = camera(cams, stream=lambda conn, cam: send_frames(conn, 10))
     c = client(cam.url())
     c.open()
-    units, err = read_all(c)
+    units, err = read_all(c, cooperative=cooperative)
     c.close()
     assert len(units) == 10
     assert err.kind == "eof" and "the server ended the stream" in str(err)
 
 
-def test_stall_after_play(cams: list[FakeCamera]) -> None:
+def test_stall_after_play(cams: list[FakeCamera], cooperative: bool) -> None:
     sent = threading.Event()
 
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
@@ -366,7 +408,7 @@ def test_stall_after_play(cams: list[FakeCamera]) -> None:
     units: list[AccessUnit] = []
     t_last = time.monotonic()
     with pytest.raises(IngestError) as info:
-        for _, unit in c.units():
+        for _, unit in iter_units(c, cooperative):
             units.append(unit)
             t_last = time.monotonic()
     elapsed = time.monotonic() - t_last
@@ -376,7 +418,9 @@ def test_stall_after_play(cams: list[FakeCamera]) -> None:
     assert 0.5 <= elapsed < 1.5
 
 
-def test_stall_is_detected_while_keepalive_answers_and_rtcp_flow(cams: list[FakeCamera]) -> None:
+def test_stall_is_detected_while_keepalive_answers_and_rtcp_flow(
+    cams: list[FakeCamera], cooperative: bool
+) -> None:
     """A camera whose media stopped but which still answers keep-alives and sends RTCP
     is stalled: only media resets the stall timer."""
 
@@ -394,7 +438,7 @@ def test_stall_is_detected_while_keepalive_answers_and_rtcp_flow(cams: list[Fake
     c = client(cam.url(), stall=1.2)
     c.open()
     t = time.monotonic()
-    units, err = read_all(c)
+    units, err = read_all(c, cooperative=cooperative)
     elapsed = time.monotonic() - t
     c.close()
     assert len(units) == 3 and err.kind == "stalled"
@@ -404,7 +448,9 @@ def test_stall_is_detected_while_keepalive_answers_and_rtcp_flow(cams: list[Fake
     assert c.stats.skipped_packets > 5 and c.stats.control_messages >= 1
 
 
-def test_keepalive_answers_interleaved_between_frames(cams: list[FakeCamera]) -> None:
+def test_keepalive_answers_interleaved_between_frames(
+    cams: list[FakeCamera], cooperative: bool
+) -> None:
     sent = [0]
 
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
@@ -430,7 +476,7 @@ def test_keepalive_answers_interleaved_between_frames(cams: list[FakeCamera]) ->
     cam = camera(cams, stream=stream, session_timeout=1)
     c = client(cam.url(), stall=2)
     c.open()
-    units, err = read_all(c)
+    units, err = read_all(c, cooperative=cooperative)
     c.close()
     assert err.kind == "eof"
     assert len(units) == sent[0] > 30
@@ -442,7 +488,7 @@ def test_keepalive_answers_interleaved_between_frames(cams: list[FakeCamera]) ->
     assert keepalives[0].url == cam.url() + "/"
 
 
-def test_keepalive_falls_back_to_options(cams: list[FakeCamera]) -> None:
+def test_keepalive_falls_back_to_options(cams: list[FakeCamera], cooperative: bool) -> None:
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
         end = time.monotonic() + 0.8
         i = 0
@@ -457,14 +503,16 @@ def test_keepalive_falls_back_to_options(cams: list[FakeCamera]) -> None:
     cam = camera(cams, stream=stream, session_timeout=1, public="OPTIONS, DESCRIBE, SETUP, PLAY")
     c = client(cam.url(), stall=2)
     c.open()
-    read_all(c)
+    read_all(c, cooperative=cooperative)
     c.close()
     assert cam.methods()[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
     assert wait_until(lambda: "OPTIONS" in cam.methods()[4:], 2)
     assert "GET_PARAMETER" not in cam.methods()
 
 
-def test_server_request_between_frames_is_skipped(cams: list[FakeCamera]) -> None:
+def test_server_request_between_frames_is_skipped(
+    cams: list[FakeCamera], cooperative: bool
+) -> None:
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
         send_frames(conn, 2)
         body = b"x-event: motion\r\n"
@@ -478,12 +526,12 @@ def test_server_request_between_frames_is_skipped(cams: list[FakeCamera]) -> Non
     cam = camera(cams, stream=stream)
     c = client(cam.url())
     c.open()
-    units, err = read_all(c)
+    units, err = read_all(c, cooperative=cooperative)
     c.close()
     assert err.kind == "eof" and len(units) == 4 and c.stats.control_messages == 1
 
 
-def test_garbage_after_play_is_invalid_data(cams: list[FakeCamera]) -> None:
+def test_garbage_after_play_is_invalid_data(cams: list[FakeCamera], cooperative: bool) -> None:
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
         send_frames(conn, 3)
         conn.send(b"\x00\xffjunk" * 100)
@@ -492,13 +540,13 @@ def test_garbage_after_play_is_invalid_data(cams: list[FakeCamera]) -> None:
     cam = camera(cams, stream=stream)
     c = client(cam.url())
     c.open()
-    units, err = read_all(c)
+    units, err = read_all(c, cooperative=cooperative)
     c.close()
     assert len(units) == 3 and err.kind == "invalid_data"
 
 
 def test_rtcp_and_unknown_channels_are_skipped_and_big_frames_cross_buffer(
-    cams: list[FakeCamera],
+    cams: list[FakeCamera], cooperative: bool
 ) -> None:
     """Frames up to 64 KiB and 40 MB in total: the 256 KiB buffer wraps many times."""
     big = 60_000
@@ -513,18 +561,50 @@ def test_rtcp_and_unknown_channels_are_skipped_and_big_frames_cross_buffer(
     cam = camera(cams, stream=stream)
     c = client(cam.url())
     c.open()
-    units, err = read_all(c)
+    turns = Turns()
+    units, err = read_all(c, cooperative=cooperative, turns=turns)
     c.close()
     assert err.kind == "eof" and len(units) == 700
+    if cooperative:  # 40 MB as fast as loopback goes: it let others have turns
+        assert turns.turns >= 1
     assert all(len(u.data) == 4 + 2 + big and u.data[6] == i & 0xFF for i, u in enumerate(units))
     assert c.stats.skipped_packets == 1400 and c.stats.rtp_packets == 700
     assert c.stats.bytes_received > 700 * big
 
 
+def test_cooperative_reading_never_blocks(cams: list[FakeCamera]) -> None:
+    """The ingest loop's contract: a cooperative reader returns at once when the socket
+    has nothing, with a deadline no later than the stall timeout."""
+
+    def stream(conn: ServerConn, cam: FakeCamera) -> None:
+        send_frames(conn, 3)
+        conn.stop.wait(10)
+
+    cam = camera(cams, stream=stream)
+    c = client(cam.url(), stall=5)
+    c.open()
+    units = c.units(cooperative=True)
+    got, waits, slowest = 0, 0, 0.0
+    deadline = time.monotonic() + 2
+    while got < 3 or waits < 3:
+        assert time.monotonic() < deadline
+        t = time.monotonic()
+        index, _unit = next(units)
+        slowest = max(slowest, time.monotonic() - t)
+        if index == WAIT:
+            waits += 1
+            assert t < c.wake_at <= t + 5.1
+            time.sleep(0.01)
+        else:
+            got += 1
+    c.close()
+    assert slowest < 0.2
+
+
 # --------------------------------------------------------------------------- interrupt
 
 
-def test_interrupt_while_blocked_in_recv(cams: list[FakeCamera]) -> None:
+def test_interrupt_while_blocked_in_recv(cams: list[FakeCamera], cooperative: bool) -> None:
     def stream(conn: ServerConn, cam: FakeCamera) -> None:
         send_frames(conn, 3)
         conn.stop.wait(30)
@@ -538,7 +618,7 @@ def test_interrupt_while_blocked_in_recv(cams: list[FakeCamera]) -> None:
 
     def reader() -> None:
         try:
-            for _, unit in c.units():
+            for _, unit in iter_units(c, cooperative):
                 got.append(unit)
                 if len(got) == 3:
                     three.set()

@@ -29,6 +29,7 @@ from vigil.ingest.rtsp.container import (
     NativeInput,
     NativePacket,
     NativeStream,
+    Wait,
     open_native,
 )
 from vigil.ingest.rtsp.errors import NativeUnsupported
@@ -42,5 +43,6 @@ __all__ = [
     "NativeUnsupported",
     "RtspClient",
     "RtspStats",
+    "Wait",
     "open_native",
 ]

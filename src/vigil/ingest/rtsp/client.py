@@ -82,6 +82,12 @@ BUFFER_SIZE = 256 * 1024
 _MIN_FREE = 4 + 0xFFFF + 1
 DEFAULT_PORT = 554
 DEFAULT_SESSION_TIMEOUT = 60.0
+# cooperative reading (units(cooperative=True)): the track index yielded for "no more bytes
+# now, resume me by wake_at", with a placeholder unit
+WAIT = -1
+NO_UNIT = AccessUnit(b"", 0, False)
+# full buffers read in a row before a cooperative reader yields to the other cameras
+_MAX_READS_PER_TURN = 8
 MIN_KEEPALIVE_INTERVAL = 0.5
 TEARDOWN_TIMEOUT = 0.5
 USER_AGENT = "vigil"
@@ -140,6 +146,8 @@ class RtspClient:
         self._control = ""
         self._playing = False
         self._opened = False
+        # cooperative reading: resume the units() generator by this monotonic time
+        self.wake_at = 0.0
         self._parse_url(url)
 
     def __repr__(self) -> str:
@@ -186,6 +194,11 @@ class RtspClient:
             if sock is not None:  # under the lock: close() cannot free the fd meanwhile
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def fileno(self) -> int:
+        """The socket's descriptor (-1 before connect or after close)."""
+        sock = self._sock
+        return sock.fileno() if sock is not None else -1
 
     def close(self) -> None:
         """Send TEARDOWN (best effort, short timeout, errors ignored) and close. Idempotent;
@@ -301,10 +314,21 @@ class RtspClient:
             return
         self.tracks.append(Track(len(self.tracks), media, dep.codec, channel, dep))
 
-    def units(self, tracks: Sequence[int] | None = None) -> Iterator[tuple[int, AccessUnit]]:
+    def units(
+        self, tracks: Sequence[int] | None = None, *, cooperative: bool = False
+    ) -> Iterator[tuple[int, AccessUnit]]:
         """Read until an error: yields ``(track index, access unit)``. Only ``tracks``
         (indices) are depacketized when given. Raises :class:`IngestError` with kind
-        ``stalled``, ``eof``, ``stopped``, ``invalid_data`` or ``error``."""
+        ``stalled``, ``eof``, ``stopped``, ``invalid_data`` or ``error``.
+
+        ``cooperative``: the socket is made non-blocking and, instead of blocking for more
+        bytes, the generator yields ``(WAIT, NO_UNIT)`` after setting :attr:`wake_at` (the
+        monotonic time by which it must be resumed, for the stall check and keep-alives,
+        even if the socket stays silent). One thread can then read many cameras: it
+        resumes each when its socket is readable or its ``wake_at`` has passed (see
+        :mod:`vigil.ingest.loop`). It also yields, with ``wake_at`` 0, after
+        ``_MAX_READS_PER_TURN`` full buffers in a row, so that a flooding camera cannot
+        starve the others."""
         if not self._playing:
             raise RuntimeError("units() before a successful open()")
         deps: list[Depacketizer | None] = [None] * 256
@@ -319,8 +343,14 @@ class RtspClient:
         stall = self.stall_timeout
         interval = max(MIN_KEEPALIVE_INTERVAL, self.session_timeout / 2)
         base_timeout = min(stall, interval)
-        kernel_timeout = netio.use_kernel_timeouts(sock, base_timeout)
+        if cooperative:
+            sock.setblocking(False)
+            kernel_timeout = False
+        else:
+            kernel_timeout = netio.use_kernel_timeouts(sock, base_timeout)
         timeout_now = base_timeout
+        drained = False  # cooperative: the kernel had no more bytes at the last read
+        turn_reads = 0  # cooperative: reads since the last yield
         buf, mv, size, stats = self._buf, self._mv, BUFFER_SIZE, self.stats
         recv_into = sock.recv_into
         start, end = self._start, self._end
@@ -375,7 +405,16 @@ class RtspClient:
                     keepalive_due = last_rx + interval
                 if not media:
                     want = max(0.001, min(base_timeout, want, keepalive_due - last_rx))
-                if want != timeout_now:  # only while media is not flowing
+                if cooperative:
+                    if drained or turn_reads >= _MAX_READS_PER_TURN:
+                        # no more bytes for now: resume at the stall/keep-alive deadline,
+                        # or at once (0) when taking a turn after many full buffers
+                        self.wake_at = min(last_media + stall, keepalive_due) if drained else 0.0
+                        self._start, self._end = start, end
+                        yield WAIT, NO_UNIT
+                        drained = False
+                        turn_reads = 0
+                elif want != timeout_now:  # only while media is not flowing
                     timeout_now = want
                     netio.set_recv_timeout(sock, want, kernel_timeout)
                 if start == end:
@@ -392,6 +431,7 @@ class RtspClient:
                     if self._interrupted:
                         raise self._stopped() from None
                     last_rx = time.monotonic()
+                    drained = cooperative
                     continue
                 except OSError as exc:
                     raise self._lost(exc) from None
@@ -399,6 +439,11 @@ class RtspClient:
                     if self._interrupted:
                         raise self._stopped()
                     raise IngestError("eof", MESSAGES["eof"], source=self.source)
+                if cooperative:
+                    # a short read emptied the kernel's queue: yield after parsing it
+                    # rather than pay a read that can only say EAGAIN
+                    drained = n < size - end
+                    turn_reads += 1
                 end += n
                 stats.recv_calls += 1
                 stats.bytes_received += n

@@ -30,7 +30,7 @@ from fractions import Fraction
 
 from vigil.ingest.bitstream import ParameterSets
 from vigil.ingest.errors import IngestError
-from vigil.ingest.rtsp.client import RtspClient, Track
+from vigil.ingest.rtsp.client import WAIT, RtspClient, Track
 from vigil.ingest.rtsp.depacketize import AAC_FRAME_SAMPLES, aac_config
 from vigil.ingest.rtsp.sdp import MediaDescription
 from vigil.ingest.rtsp.stats import RtspStats
@@ -137,6 +137,19 @@ class NativePacket:
         )
 
 
+class Wait:
+    """Yielded by a cooperative :meth:`NativeInput.demux`: nothing to read now; resume
+    when the socket is readable, or at the monotonic time ``until`` at the latest."""
+
+    __slots__ = ("until",)
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def __repr__(self) -> str:
+        return f"<Wait until={self.until:.3f}>"
+
+
 class NativeStreams:
     """``container.streams``: the video and audio lists, iterable as one sequence."""
 
@@ -210,16 +223,32 @@ class NativeInput:
             (self.streams.video if stream.type == "video" else self.streams.audio).append(stream)
         return self
 
-    def demux(self, *streams: NativeStream) -> Iterator[NativePacket]:
+    def demux(
+        self, *streams: NativeStream, cooperative: bool = False
+    ) -> Iterator[NativePacket | Wait]:
         """Packets of ``streams`` (all streams when none given) until the connection ends
-        with an :class:`IngestError` (``eof``, ``stalled``, ``stopped``, ...)."""
+        with an :class:`IngestError` (``eof``, ``stalled``, ``stopped``, ...).
+
+        ``cooperative``: never block; yield a :class:`Wait` when no bytes are ready (see
+        :meth:`RtspClient.units`); the caller resumes the iterator when :meth:`fileno` is
+        readable or by ``Wait.until``."""
         wanted = streams or tuple(self.streams)
         by_index: dict[int, NativeStream] = {s.index: s for s in wanted}
         table: list[NativeStream | None] = [by_index.get(t.index) for t in self._client.tracks]
-        for index, unit in self._client.units(sorted(by_index)):
+        client = self._client
+        wait = Wait()
+        for index, unit in client.units(sorted(by_index), cooperative=cooperative):
+            if index == WAIT:
+                wait.until = client.wake_at
+                yield wait
+                continue
             stream = table[index]
             if stream is not None:
                 yield NativePacket(stream, unit.data, unit.ts, unit.keyframe)
+
+    def fileno(self) -> int:
+        """The connection's socket (after a successful :meth:`open`), for a selector."""
+        return self._client.fileno()
 
     def interrupt(self) -> None:
         """Make a blocked open or read in the reading thread raise "stopped" promptly."""
