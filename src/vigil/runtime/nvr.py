@@ -277,6 +277,8 @@ class NVR:
 
     def apply_settings(self) -> None:
         """Rebuild the pipeline of every camera whose settings were edited since."""
+        if all(unit.analytics is None for unit in self.units.values()):
+            return  # called every status interval: do not import analytics (numpy) for nothing
         from vigil.analytics.build import DetectorError, build_pipeline
 
         for name, unit in self.units.items():
