@@ -120,7 +120,8 @@ class NVR:
             raise StartupError(f"storage.path {self.root}: cannot create: {exc.strerror}") from None
         self._take_lock()
         try:
-            self.db = Database(self.config.database_url())
+            # A schema upgrade runs in a child process: Alembic stays out of this one.
+            self.db = Database(self.config.database_url(), isolated=True)
         except Exception as exc:
             raise StartupError(
                 f"database {self._db_display()}: cannot open or migrate: {exc}"
