@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
 
-from vigil.index.db import Database, schema_is_current
+from tests.events.conftest import pg_url
+from vigil.index.db import (
+    HEAD_REVISION,
+    Database,
+    MigrationError,
+    alembic_config,
+    create_db_engine,
+    current_revisions,
+    schema_is_current,
+    upgrade,
+)
 from vigil.index.models import Base
 from vigil.index.repository import Index
 from vigil.record.types import GapInfo, SegmentInfo
@@ -53,6 +68,88 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     Database(url).close()
     db = Database(url)
     assert schema_is_current(db.engine)
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """HEAD_REVISION decides whether Alembic is needed at all: a new migration must
+    update it, or existing databases would never be upgraded."""
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+
+
+def test_current_database_opens_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Database(url).close()
+    code = (
+        "import sys\n"
+        "from vigil.index.db import Database\n"
+        f"Database({url!r}, isolated=True).close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_isolated_migration_in_child_process(backend: str, tmp_path: Path) -> None:
+    """The recorder's way: a fresh database and an old one are upgraded by
+    ``python -m vigil.index.migrate``; Alembic is never imported by the caller."""
+    code = (
+        "import sys\n"
+        "from vigil.index.db import Database, schema_is_current\n"
+        "db = Database(sys.argv[1], isolated=True)\n"
+        "print(any(m.split('.')[0] == 'alembic' for m in sys.modules))\n"
+        "print(schema_is_current(db.engine))\n"
+    )
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            urls = [f"sqlite:///{tmp_path / 'fresh.db'}", f"sqlite:///{tmp_path / 'old.db'}"]
+        else:
+            urls = [stack.enter_context(pg_url()), stack.enter_context(pg_url())]
+        old = create_db_engine(urls[1])
+        _upgrade_to(old, "0004")
+        assert current_revisions(old) == {"0004"}
+        old.dispose()
+        for url in urls:
+            res = subprocess.run(
+                [sys.executable, "-c", code, url], capture_output=True, text=True, timeout=120
+            )
+            assert res.returncode == 0, res.stderr
+            assert res.stdout.split() == ["False", "True"]
+
+
+def test_isolated_migration_failure_is_reported(tmp_path: Path) -> None:
+    """A database newer than this Vigil (unknown revision): Alembic's error comes back."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Database(url).close()
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(MigrationError, match="9999"):
+        Database(url, isolated=True)
+    assert current_revisions(engine) == {"9999"}
+    engine.dispose()
+
+
+def test_in_memory_database_is_migrated_in_process() -> None:
+    db = Database("sqlite://", isolated=True)
+    assert current_revisions(db.engine) == {HEAD_REVISION}
+
+
+def _upgrade_to(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_upgrade_runs_alembic_in_process(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    assert current_revisions(engine) == set()
+    upgrade(engine)
+    assert current_revisions(engine) == {HEAD_REVISION} and schema_is_current(engine)
 
 
 def test_wal_mode(index: Index) -> None:

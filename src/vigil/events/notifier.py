@@ -23,15 +23,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from vigil.config.events_model import EventsConfig
-from vigil.events.mqtt import MqttPublisher
 from vigil.events.queue import BoundedQueue
 from vigil.events.store import EventStore
 from vigil.events.types import ActivityLike, EventChange, EventLike
-from vigil.events.webhooks import DeadLetterLog, WebhookDispatcher
 from vigil.index.repository import Index
+
+if TYPE_CHECKING:
+    # Imported by build_notifier only when configured: aiomqtt/paho and httpx (which pulls
+    # click and rich) cost ~30 MB in a recorder that publishes nothing.
+    from vigil.events.mqtt import MqttPublisher
+    from vigil.events.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +202,19 @@ class Notifier:
 
 def build_notifier(cfg: EventsConfig, index: Index, cameras: list[str]) -> Notifier:
     """Wire the store and the configured notifiers (none are created when not configured,
-    so there is no outbound connection unless asked for). Call ``start()`` on the result."""
+    so there is no outbound connection unless asked for, and neither the MQTT client nor
+    the HTTP client library is imported). Call ``start()`` on the result."""
     store = EventStore.from_config(index, cfg)
-    mqtt = MqttPublisher(cfg.mqtt, cameras=cameras) if cfg.mqtt is not None else None
-    hooks = (
-        WebhookDispatcher(cfg.webhooks, DeadLetterLog(index.db)) if cfg.webhooks.endpoints else None
-    )
+    mqtt: MqttPublisher | None = None
+    hooks: WebhookDispatcher | None = None
+    if cfg.mqtt is not None:
+        from vigil.events.mqtt import MqttPublisher
+
+        mqtt = MqttPublisher(cfg.mqtt, cameras=cameras)
+    if cfg.webhooks.endpoints:
+        from vigil.events.webhooks import DeadLetterLog, WebhookDispatcher
+
+        hooks = WebhookDispatcher(cfg.webhooks, DeadLetterLog(index.db))
     return Notifier(
         store,
         mqtt=mqtt,

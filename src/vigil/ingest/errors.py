@@ -5,14 +5,16 @@ FFmpeg reports most camera problems as a handful of generic errors ("Invalid dat
 included, to every exception message. So ingest never shows an FFmpeg exception as is: it
 classifies it into an :class:`IngestError` whose message is ours, names the source by its
 redacted URL, and is passed through :func:`redact_text` once more for good measure.
+
+PyAV is not imported here: a recorder whose cameras are all read by Vigil's own RTSP client
+never loads it (~29 MB), and an exception can only be one of PyAV's if PyAV is loaded.
 """
 
 from __future__ import annotations
 
 import errno as _errno
-from typing import Literal
-
-import av
+import sys
+from typing import Any, Literal
 
 from vigil.util.redact import redact_text
 
@@ -49,6 +51,19 @@ MESSAGES: dict[str, str] = {
 }
 
 
+def ffmpeg_errors(*others: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``others`` plus ``av.FFmpegError`` once PyAV is loaded (before, nothing can have
+    raised it): for ``except ffmpeg_errors(ValueError)`` in code that must not import PyAV."""
+    av = sys.modules.get("av")
+    return (*others, av.FFmpegError) if av is not None else others
+
+
+def _av_error(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` is one of PyAV's exception classes ``names`` (False without PyAV)."""
+    av: Any = sys.modules.get("av")
+    return av is not None and isinstance(exc, tuple(getattr(av, n) for n in names))
+
+
 class IngestError(Exception):
     """A classified, redacted ingest failure. ``str()`` is safe to log and show."""
 
@@ -78,19 +93,19 @@ def classify(
         return IngestError("stopped", MESSAGES["stopped"], source=source)
     detail = _detail(exc)
     kind: ErrorKind
-    if isinstance(exc, av.HTTPUnauthorizedError):
+    if _av_error(exc, "HTTPUnauthorizedError"):
         kind = "unauthorized"
-    elif isinstance(exc, av.HTTPForbiddenError):
+    elif _av_error(exc, "HTTPForbiddenError"):
         kind = "forbidden"
-    elif isinstance(exc, (av.HTTPNotFoundError, FileNotFoundError)):
+    elif isinstance(exc, FileNotFoundError) or _av_error(exc, "HTTPNotFoundError"):
         kind = "not_found"
-    elif isinstance(exc, av.HTTPError | av.HTTPClientError):
+    elif _av_error(exc, "HTTPError", "HTTPClientError"):
         return IngestError("protocol", f"HTTP/RTSP error: {detail}", source=source)
     elif isinstance(exc, ConnectionRefusedError):
         kind = "refused"
-    elif elapsed >= timeout * 0.9 or isinstance(exc, av.ExitError | TimeoutError):
+    elif elapsed >= timeout * 0.9 or isinstance(exc, TimeoutError) or _av_error(exc, "ExitError"):
         kind = "timeout" if during_open else "stalled"
-    elif isinstance(exc, av.ProtocolNotFoundError):
+    elif _av_error(exc, "ProtocolNotFoundError"):
         return IngestError(
             "config", f"protocol not allowed or not supported: {detail}", source=source
         )
@@ -100,9 +115,9 @@ def classify(
         _errno.EADDRNOTAVAIL,
     ):
         kind = "unreachable"
-    elif isinstance(exc, av.InvalidDataError):
+    elif _av_error(exc, "InvalidDataError"):
         kind = "invalid_data"
-    elif isinstance(exc, av.EOFError):
+    elif _av_error(exc, "EOFError"):
         kind = "eof"
     elif isinstance(exc, ConnectionError):
         return IngestError("error", f"connection lost: {detail}", source=source)
@@ -116,8 +131,8 @@ def classify(
 
 def _detail(exc: BaseException) -> str:
     """The exception's own text without the file name PyAV appends (it is the URL)."""
-    if isinstance(exc, av.FFmpegError):
-        text = exc.strerror or type(exc).__name__
+    if _av_error(exc, "FFmpegError"):
+        text = getattr(exc, "strerror", None) or type(exc).__name__
     else:
         text = str(exc) or type(exc).__name__
     return redact_text(f"{type(exc).__name__}: {text}")

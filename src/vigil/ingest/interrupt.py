@@ -9,12 +9,17 @@ value far beyond the previous one, which makes every pending deadline expire at 
 poll (within ~100 ms). It is a deliberate, narrow hook into PyAV internals; if a future PyAV
 no longer has the global, :func:`install` returns False and readers fall back to their
 read timeout (stop then takes up to ``stall_timeout``).
+
+Installing does not import PyAV: before PyAV is loaded there is nothing to patch, and a
+recorder whose cameras are all read natively never loads it. ``open_input`` (the only way
+ingest opens PyAV inputs) calls :func:`install` again right after importing PyAV.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
+import sys
 import threading
 import time as _time
 from typing import Any
@@ -51,6 +56,8 @@ def install() -> bool:
     with _lock:
         if _installed is not None:
             return _installed
+        if "av" not in sys.modules:
+            return True  # nothing opened through PyAV yet: installed when it is imported
         try:
             import av.container.core as core
         except ImportError:  # pragma: no cover - PyAV always has it today

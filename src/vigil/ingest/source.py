@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import av
-
 from vigil.config.model import Credentials, StreamSource
 from vigil.ingest.errors import MESSAGES, IngestError, classify
 from vigil.util.redact import redact_url, register_secret
@@ -225,6 +223,11 @@ def open_input(
     stream probing separately, so a server that completes the handshake and then sends
     nothing takes up to twice that.
     """
+    import av  # FFmpeg's reader only: natively read cameras never load PyAV
+
+    from vigil.ingest import interrupt
+
+    interrupt.install()  # patches PyAV's clock now that it is loaded (see interrupt.py)
     start = time.monotonic()
     diag_budget = min(_DIAGNOSE_BUDGET, open_timeout * 0.25) if target.scheme == "rtsp" else 0.0
     ff_timeout = open_timeout - diag_budget

@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import av
-
 from vigil.evidence.playback_bmff import Box, iter_boxes, parse_moov
 from vigil.record import bitstream as bs
 from vigil.record.mp4init import (
@@ -162,6 +160,8 @@ def _ffmpeg_init(
     first_keyframe: bytes | None,
     metadata: dict[str, str] | None,
 ) -> bytes:
+    import av  # only here: hand-written init segments (native RTSP streams) need no PyAV
+
     sink = ByteCollector()
     options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
     try:

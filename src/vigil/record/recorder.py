@@ -39,9 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import av
-
 from vigil.config.model import RecordingConfig
+from vigil.ingest.errors import ffmpeg_errors
 from vigil.ingest.types import StreamSession, TimedPacket
 from vigil.record.paths import UnsafePathError, ensure_under
 from vigil.record.tracks import PlanError, TrackPlan, plan_audio, plan_video
@@ -461,7 +460,7 @@ class Recorder:
             s.failed = self._last_error = str(exc)
             log.error("not recording: %s", exc, extra={"camera": self.camera})
             return None
-        except (ValueError, av.FFmpegError) as exc:
+        except ffmpeg_errors(ValueError) as exc:
             if audio is not None:
                 # An audio stream the muxer refuses must not cost the video.
                 self._warn_once(f"audio-open:{audio.codec}", "recording video only: %s", exc)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
-
 
 def verify_playable(path: Path, *, require_video: bool = True) -> tuple[bool, str]:
     """(ok, detail): ``detail`` summarises frames and duration, or says what failed."""
+    import av  # not at module level: vigil.record (the recorder) must not load PyAV
+
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:

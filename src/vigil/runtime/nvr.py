@@ -120,7 +120,8 @@ class NVR:
             raise StartupError(f"storage.path {self.root}: cannot create: {exc.strerror}") from None
         self._take_lock()
         try:
-            self.db = Database(self.config.database_url())
+            # A schema upgrade runs in a child process: Alembic stays out of this one.
+            self.db = Database(self.config.database_url(), isolated=True)
         except Exception as exc:
             raise StartupError(
                 f"database {self._db_display()}: cannot open or migrate: {exc}"
@@ -277,6 +278,8 @@ class NVR:
 
     def apply_settings(self) -> None:
         """Rebuild the pipeline of every camera whose settings were edited since."""
+        if all(unit.analytics is None for unit in self.units.values()):
+            return  # called every status interval: do not import analytics (numpy) for nothing
         from vigil.analytics.build import DetectorError, build_pipeline
 
         for name, unit in self.units.items():
