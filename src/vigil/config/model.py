@@ -263,9 +263,17 @@ class IngestConfig(StrictModel):
     shared_read_thread: bool = Field(
         default=True,
         description="Read every camera that the native RTSP client reads from one shared "
-        "thread (epoll, a few milliseconds of packets gathered per wake-up) instead of a "
-        "thread per camera: less CPU per camera, at most ~5 ms more latency. Packet sinks "
+        "thread (epoll) instead of a thread per camera: less CPU per camera. Packet sinks "
         "(recorder, live view) then run on that thread for all those cameras.",
+    )
+    read_batch_ms: int = Field(
+        default=40,
+        ge=0,
+        le=200,
+        description="With shared_read_thread: after each wake-up the shared thread lets "
+        "packets gather this long before it waits again, so that one wake-up serves many "
+        "cameras. Larger saves CPU, adds at most this much latency to live view; 0 reads "
+        "each packet as soon as it arrives.",
     )
 
 

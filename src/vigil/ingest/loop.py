@@ -2,12 +2,14 @@
 
 Why: with a thread per camera, every burst of RTP packets wakes that camera's thread, which
 must then take the GIL from whichever of the other reading threads holds it, and finds its
-code and data gone from the CPU caches. Measured with 25 simulated 1080p cameras, one
-thread waiting on all sockets with ``epoll`` spent 15 % less CPU on reading than 25
-threads, and about a third less when each wake-up first lets a few milliseconds of
-packets gather (``batch``). The cost is latency (at most ``batch`` per wake-up) and that a
-slow packet sink delays every camera on the loop, not only its own; sinks already hand
-heavy work (analytics, live transcoding) to their own threads.
+code and data gone from the CPU caches. One thread waiting on all sockets with ``epoll``
+only pays off when each wake-up serves several cameras: it lets packets gather for
+``batch`` seconds (``ingest.read_batch_ms``) before waiting again. Measured with 10 and 50
+simulated 1080p cameras recorded (bench/README.md), a 5 ms batch saved nothing over a
+thread per camera, 20 ms about 10 % of the recorder's CPU, 40 ms (the default) 15-25 %.
+The costs: up to ``batch`` of latency, and a slow packet sink delays every camera on the
+loop, not only its own (sinks already hand heavy work, analytics and live transcoding, to
+their own threads; a step longer than ``SLOW_STEP`` is logged).
 
 How: a connection is a generator (:meth:`CameraReader._connection_steps
 <vigil.ingest.reader.CameraReader>`) that runs until its reader would block, then yields
@@ -36,8 +38,10 @@ log = logging.getLogger("vigil.ingest.loop")
 R = TypeVar("R")
 
 # Default wait after a wake-up before the next, so that packets of several cameras are
-# handled per wake-up (seconds). 5 ms is a fraction of a frame interval at any frame rate.
-DEFAULT_BATCH = 0.005
+# handled per wake-up (seconds; ``ingest.read_batch_ms``). Measured with 10 and 50
+# simulated cameras: 5 ms saved nothing over a thread per camera, 20 ms saved ~10 %,
+# 40 ms ~25 %.
+DEFAULT_BATCH = 0.040
 
 
 # A step longer than this (a sink that blocked: a slow disk, a locked database) is logged:
@@ -131,7 +135,6 @@ class ReadLoop:
         sel = self._selector
         assert sel is not None
         tasks = self._tasks
-        batch = self.batch
         select = sel.select
         monotonic = time.monotonic
         step = self._step
@@ -180,6 +183,7 @@ class ReadLoop:
                                 runnable.append(task)
                             elif d < timer:
                                 timer = d
+                batch = self.batch
                 if batch > 0:
                     left = batch - (monotonic() - woke)
                     if left > 0:

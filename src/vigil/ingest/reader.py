@@ -403,7 +403,9 @@ class CameraReader:
             fd = container.fileno()
             if fd >= 0:
                 steps = self._connection_steps(container, target, True)
-                return ReadLoop.shared().run(steps, fd, f"{self.camera}/{self.stream}")
+                loop = ReadLoop.shared()
+                loop.batch = self._cfg.read_batch_ms / 1000  # one configuration per process
+                return loop.run(steps, fd, f"{self.camera}/{self.stream}")
         return _run_to_end(self._connection_steps(container, target, False))
 
     def _connection_steps(
