@@ -252,3 +252,29 @@ def test_stop_from_a_sink_on_the_loop_thread_does_not_deadlock() -> None:
             reader.stop()
     assert answers == [False, True]  # not joined from the loop; the loop then ended it
     assert sink.ended and sink.ended[0][1] == "stopped"
+
+
+def test_readers_stopped_together_end_in_one_pass_of_the_loop() -> None:
+    """NVR.stop requests every reader's stop before joining any: with a long batch the
+    loop then ends all connections in one pass instead of one per batch interval."""
+    gst_required()
+    cfg = CFG.model_copy(update={"read_batch_ms": 200})
+    with GstRtspServer() as srv:
+        sinks = [RecordingSink(keep_data=False) for _ in range(8)]
+        readers = [
+            CameraReader(f"together{i}", StreamSource(url=srv.url), [sinks[i]], config=cfg)
+            for i in range(8)
+        ]
+        for r in readers:
+            r.start()
+        try:
+            for s in sinks:
+                assert s.wait_for(lambda s: len(s.packets) >= 5, 15)
+        finally:
+            t = time.monotonic()
+            for r in readers:
+                r.request_stop()
+            assert all(r.stop(timeout=5.0) for r in readers)
+            took = time.monotonic() - t
+    assert took < 1.0  # one at a time would take at least 8 x 0.2 s
+    assert all(s.ended and s.ended[-1][1] == "stopped" for s in sinks)

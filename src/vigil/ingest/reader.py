@@ -237,13 +237,14 @@ class CameraReader:
         )
         self._thread.start()
 
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Ask the reader to stop and wait up to ``timeout`` s. Returns True when the thread
-        has ended (the current session has then been ended with reason ``"stopped"``)."""
+    def request_stop(self) -> None:
+        """Ask the reader to stop, without waiting. Stopping many readers: request all, then
+        :meth:`stop` each, so that their ends overlap (the shared read thread ends every
+        interrupted connection in one pass)."""
         self._stop.set()
         t = self._thread
         if t is None:
-            return True
+            return
         with self._ilock:
             if not self._finished and t.ident is not None:
                 interrupt.interrupt(t.ident)
@@ -251,6 +252,14 @@ class CameraReader:
                 self._switch.trigger()
             if self._native is not None:
                 self._native.interrupt()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the reader to stop and wait up to ``timeout`` s. Returns True when the thread
+        has ended (the current session has then been ended with reason ``"stopped"``)."""
+        self.request_stop()
+        t = self._thread
+        if t is None:
+            return True
         if t is threading.current_thread() or ReadLoop.shared().on_loop_thread():
             return False  # called from a sink: the loop notices the flag on return
         t.join(timeout)

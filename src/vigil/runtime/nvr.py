@@ -325,6 +325,9 @@ class NVR:
         self._stop.set()
         for unit in self.units.values():
             for reader in unit.readers():
+                reader.request_stop()  # all at once: their connections end together
+        for unit in self.units.values():
+            for reader in unit.readers():
                 if not reader.stop(timeout=5.0):
                     log.warning("camera %s reader did not stop in time", unit.config.name)
         for unit in self.units.values():
