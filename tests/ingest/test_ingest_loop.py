@@ -196,6 +196,19 @@ class ThreadSink(RecordingSink):
         super().packet(session, pkt)
 
 
+def start_readers(
+    url: str, sinks: list[ThreadSink] | list[RecordingSink], cfg: IngestConfig, name: str
+) -> list[CameraReader]:
+    """One started reader of ``url`` per sink, named ``name.format(i)``."""
+    readers = [
+        CameraReader(name.format(i), StreamSource(url=url), [sink], config=cfg)
+        for i, sink in enumerate(sinks)
+    ]
+    for r in readers:
+        r.start()
+    return readers
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-thread", "thread-per-camera"])
 def test_native_cameras_are_read_on_the_shared_loop(shared: bool) -> None:
     gst_required()
@@ -204,12 +217,7 @@ def test_native_cameras_are_read_on_the_shared_loop(shared: bool) -> None:
     before = loop.connections
     with GstRtspServer() as srv:
         sinks = [ThreadSink() for _ in range(3)]
-        readers = [
-            CameraReader(f"loop{i}-{shared}", StreamSource(url=srv.url), [sinks[i]], config=cfg)
-            for i in range(3)
-        ]
-        for r in readers:
-            r.start()
+        readers = start_readers(srv.url, sinks, cfg, f"loop{{}}-{shared}")
         try:
             for s in sinks:
                 assert s.wait_for(lambda s: len(s.packets) >= 20, 15)
@@ -261,12 +269,7 @@ def test_readers_stopped_together_end_in_one_pass_of_the_loop() -> None:
     cfg = CFG.model_copy(update={"read_batch_ms": 200})
     with GstRtspServer() as srv:
         sinks = [RecordingSink(keep_data=False) for _ in range(8)]
-        readers = [
-            CameraReader(f"together{i}", StreamSource(url=srv.url), [sinks[i]], config=cfg)
-            for i in range(8)
-        ]
-        for r in readers:
-            r.start()
+        readers = start_readers(srv.url, sinks, cfg, "together{}")
         try:
             for s in sinks:
                 assert s.wait_for(lambda s: len(s.packets) >= 5, 15)
