@@ -34,6 +34,7 @@ from vigil.index.auth_models import CameraSettings
 from vigil.index.db import Database
 from vigil.index.models import Camera, Segment
 from vigil.index.repository import Index
+from vigil.ingest.loop import ReadLoop
 from vigil.ingest.reader import CameraReader
 from vigil.ingest.types import PacketSink, StreamSession, TimedPacket
 from vigil.live.hub import LiveRegistry
@@ -340,6 +341,13 @@ class NVR:
         self.live.close()
         for t in self._threads:
             t.join(timeout=5.0)
+        loop = ReadLoop.shared()
+        if loop.wakeups:
+            log.info(
+                "shared read thread: %d wake-ups, longest step %.0f ms",
+                loop.wakeups,
+                loop.slowest_step * 1000,
+            )
         self.write_status()
         if self.db is not None:
             self.db.close()
