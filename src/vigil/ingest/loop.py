@@ -40,9 +40,8 @@ R = TypeVar("R")
 # Default wait after a wake-up before the next, so that packets of several cameras are
 # handled per wake-up (seconds; ``ingest.read_batch_ms``). Measured with 10 and 50
 # simulated cameras: 5 ms saved nothing over a thread per camera, 20 ms saved ~10 %,
-# 40 ms ~25 %.
+# 40 ms 15-25 %.
 DEFAULT_BATCH = 0.040
-
 
 # A step longer than this (a sink that blocked: a slow disk, a locked database) is logged:
 # while it runs, no other camera on the loop is read.
@@ -93,6 +92,11 @@ class ReadLoop:
             if cls._shared is None:
                 cls._shared = ReadLoop()
             return cls._shared
+
+    @classmethod
+    def existing(cls) -> ReadLoop | None:
+        """The shared instance if something has used it, without creating it."""
+        return cls._shared
 
     def on_loop_thread(self) -> bool:
         """True when called from this loop's thread (i.e. from a packet sink)."""

@@ -109,8 +109,9 @@ def probe(
 def _open(target: OpenTarget, timeout: float, rtsp_client: str, notes: list[str]) -> Any:
     if reads_natively(target, rtsp_client):
         try:
-            return open_native(target.url, target.display, open_timeout=timeout,
-                               stall_timeout=timeout)
+            return open_native(
+                target.url, target.display, open_timeout=timeout, stall_timeout=timeout
+            )
         except NativeUnsupported as exc:
             notes.append(f"{exc.message}: read through FFmpeg")
     return open_input(target, open_timeout=timeout, read_timeout=timeout)

@@ -260,7 +260,8 @@ class CameraReader:
         t = self._thread
         if t is None:
             return True
-        if t is threading.current_thread() or ReadLoop.shared().on_loop_thread():
+        loop = ReadLoop.existing()
+        if t is threading.current_thread() or (loop is not None and loop.on_loop_thread()):
             return False  # called from a sink: the loop notices the flag on return
         t.join(timeout)
         return not t.is_alive()
@@ -450,9 +451,10 @@ class CameraReader:
             vstate = self._video_state(video)
             audio_params = _audio_params(audio) if audio is not None else None
             wanted = [s for s in (video, audio) if s is not None]
-            gen = container.demux(*wanted, cooperative=True) if cooperative else container.demux(
-                *wanted
-            )
+            if cooperative:  # NativeInput only: FFmpeg's demux cannot yield
+                gen = container.demux(*wanted, cooperative=True)
+            else:
+                gen = container.demux(*wanted)
             fmt = getattr(container.format, "name", "") or ""
             conn.untimed = not target.is_file and fmt in UNTIMED_FORMATS
             pacer = _Pacer(self._stop) if target.is_file and self._realtime else None

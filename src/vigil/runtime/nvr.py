@@ -341,8 +341,8 @@ class NVR:
         self.live.close()
         for t in self._threads:
             t.join(timeout=5.0)
-        loop = ReadLoop.shared()
-        if loop.wakeups:
+        loop = ReadLoop.existing()
+        if loop is not None and loop.wakeups:
             log.info(
                 "shared read thread: %d wake-ups, longest step %.0f ms",
                 loop.wakeups,

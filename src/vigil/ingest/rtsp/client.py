@@ -410,7 +410,6 @@ class RtspClient:
                         # no more bytes for now: resume at the stall/keep-alive deadline,
                         # or at once (0) when taking a turn after many full buffers
                         self.wake_at = min(last_media + stall, keepalive_due) if drained else 0.0
-                        self._start, self._end = start, end
                         yield WAIT, NO_UNIT
                         drained = False
                         turn_reads = 0
